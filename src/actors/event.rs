@@ -1,0 +1,507 @@
+//! `EventActor`: the single writer of one event. It checks each claim against its in-memory
+//! inventory (which already counts claims not yet durable), reserves the seats, and appends
+//! the claim to the batch being filled. One batch at a time is written by the journal; the
+//! next fills meanwhile, so a busier event writes bigger batches instead of queueing more
+//! transactions. Claimers are answered only after their batch commits. A failed write undoes
+//! every not-yet-durable change in memory and answers 503; a fenced write (another node took
+//! the event over) does the same and stops the actor.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+
+use super::{BookingError, EngineContext, Snapshot};
+use crate::domain::FieldErrors;
+use crate::domain::booking::{BookingStatus, CancelReason};
+use crate::domain::ids::{BookingId, EventId, UserId};
+use crate::domain::inventory::{ClaimError, ClaimSpec, Holding, Inventory, LiveBooking};
+use crate::domain::seatmap::SeatIdx;
+use crate::persistence::{BookingRow, EventPatch, EventRow, JournalOp, StoreError};
+
+pub type Reply<T> = RpcReplyPort<Result<T, BookingError>>;
+
+#[derive(Debug, Clone)]
+pub enum ClaimRequest {
+    Quantity(u32),
+    Seats(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimCmd {
+    pub user: UserId,
+    pub request: ClaimRequest,
+    /// `(Idempotency-Key, hash of the request)`.
+    pub idempotency: Option<(String, String)>,
+}
+
+pub enum EventMsg {
+    Claim(ClaimCmd, Reply<BookingRow>),
+    /// Cancels a live booking; carries the row the caller read (ownership already checked).
+    Cancel(BookingRow, CancelReason, Reply<BookingRow>),
+    Update(EventPatch, Reply<EventRow>),
+    Delete(Reply<()>),
+    /// Answers once nothing is pending or being written (graceful shutdown).
+    Drain(RpcReplyPort<()>),
+    /// The journal finished writing the in-flight batch.
+    Committed(Result<(), String>, bool),
+    Tick,
+}
+
+pub struct EventActor;
+
+pub struct EventArgs {
+    pub id: EventId,
+    pub ctx: EngineContext,
+}
+
+/// How to put memory back if a batch's write fails.
+enum Undo {
+    Claim(BookingId),
+    Release(BookingId, LiveBooking),
+}
+
+enum Waiter {
+    Booking(Reply<BookingRow>, BookingRow, Instant),
+}
+
+#[derive(Default)]
+struct Batch {
+    ops: Vec<JournalOp>,
+    undo: Vec<Undo>,
+    waiters: Vec<Waiter>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.waiters.is_empty()
+    }
+}
+
+pub struct EventState {
+    ctx: EngineContext,
+    event: EventRow,
+    inv: Inventory,
+    filling: Batch,
+    writing: Option<Batch>,
+    /// Claims in `filling` or `writing`: they may not be released or cancelled yet.
+    not_durable: HashSet<BookingId>,
+    /// Idempotency keys of claims this actor made: (user, key) → (request hash, booking, when).
+    keys: HashMap<(UserId, String), (String, BookingId, Instant)>,
+    drains: Vec<RpcReplyPort<()>>,
+    last_activity: Instant,
+    snapshot: watch::Sender<Snapshot>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BookingError {
+    BookingError::Unavailable(e.to_string())
+}
+
+impl EventState {
+    fn publish(&self) {
+        self.snapshot.send_replace(Snapshot {
+            counts: self.inv.counts(),
+            seat_map: self.inv.seat_map().cloned(),
+            seats: self.inv.seat_states(),
+        });
+    }
+
+    fn seat_names(&self, seats: &[SeatIdx]) -> Vec<String> {
+        match self.inv.seat_map() {
+            Some(map) => seats.iter().map(|&s| map.seat_id(s)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Validates and reserves a claim in memory; the caller queues it for the journal.
+    fn claim(&mut self, cmd: &ClaimCmd, now: DateTime<Utc>) -> Result<BookingRow, BookingError> {
+        let max = self.event.max_per_booking as u32;
+        let spec = match &cmd.request {
+            ClaimRequest::Quantity(q) if *q < 1 => {
+                return Err(BookingError::Invalid(FieldErrors::single("quantity", "must be at least 1")));
+            }
+            ClaimRequest::Quantity(q) if *q > max => {
+                return Err(BookingError::Invalid(FieldErrors::single("quantity", format!("must be at most {max}"))));
+            }
+            ClaimRequest::Quantity(q) => ClaimSpec::Quantity(*q),
+            ClaimRequest::Seats(ids) => {
+                let Some(map) = self.inv.seat_map() else {
+                    return Err(BookingError::Invalid(FieldErrors::single(
+                        "seats",
+                        "this event has general admission; ask for a quantity",
+                    )));
+                };
+                if ids.is_empty() {
+                    return Err(BookingError::Invalid(FieldErrors::single("seats", "must list at least one seat")));
+                }
+                if ids.len() > max as usize {
+                    return Err(BookingError::Invalid(FieldErrors::single("seats", format!("at most {max} seats per booking"))));
+                }
+                let unknown: Vec<&str> = ids.iter().filter(|id| map.seat_index(id).is_none()).map(String::as_str).collect();
+                if !unknown.is_empty() {
+                    return Err(BookingError::Invalid(FieldErrors::single("seats", format!("unknown seat ids: {}", unknown.join(", ")))));
+                }
+                ClaimSpec::Seats(ids.iter().filter_map(|id| map.seat_index(id)).collect())
+            }
+        };
+        let id = BookingId::new();
+        let expires_at = now + self.ctx.settings.hold_ttl;
+        let map = self.inv.seat_map().cloned();
+        let booking = self.inv.claim(id, cmd.user, spec, expires_at).map_err(|e| match e {
+            ClaimError::SoldOut { available } => BookingError::SoldOut { available },
+            ClaimError::SeatsUnavailable(s) => {
+                BookingError::SeatsUnavailable(map.map(|m| s.iter().map(|&i| m.seat_id(i)).collect()).unwrap_or_default())
+            }
+            ClaimError::DuplicateSeat => BookingError::Invalid(FieldErrors::single("seats", "a seat is listed twice")),
+            other => BookingError::Invalid(FieldErrors::single("quantity", other.to_string())),
+        })?;
+        let quantity = booking.quantity as i64;
+        let seats = booking.seats.clone();
+        Ok(BookingRow {
+            id,
+            event_id: self.event.id,
+            user_id: cmd.user,
+            quantity,
+            seats: self.seat_names(&seats),
+            status: BookingStatus::Held,
+            cancel_reason: None,
+            amount_cents: quantity * self.event.price_cents,
+            currency: self.event.currency.clone(),
+            expires_at,
+            ticket_code: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Starts writing the filled batch if none is being written.
+    fn flush(&mut self, myself: &ActorRef<EventMsg>) {
+        if self.writing.is_some() || self.filling.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.filling);
+        let ops = batch.ops.clone();
+        self.writing = Some(batch);
+        let store = self.ctx.store.clone();
+        let (event, epoch) = (self.event.id, self.event.owner_epoch);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = if ops.is_empty() { Ok(()) } else { store.commit_batch(event, epoch, &ops, Utc::now()).await };
+            metrics::histogram!("boxoffice_journal_batch_size").record(ops.len() as f64);
+            metrics::histogram!("boxoffice_journal_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+            let fenced = matches!(result, Err(StoreError::Fenced));
+            if let Err(e) = &result {
+                tracing::warn!(event_id = %event, epoch, error = %e, batch = ops.len(), "journal batch not written");
+            }
+            // The actor may have stopped meanwhile; its claimers then see a closed reply port (503).
+            let _ = me.cast(EventMsg::Committed(result.map_err(|e| e.to_string()), fenced));
+        });
+    }
+
+    fn committed(&mut self, myself: &ActorRef<EventMsg>, result: Result<(), String>, fenced: bool) {
+        let Some(batch) = self.writing.take() else { return };
+        match result {
+            Ok(()) => {
+                for op in &batch.ops {
+                    if let JournalOp::Claim { booking, .. } = op {
+                        self.not_durable.remove(&booking.id);
+                    }
+                }
+                for w in batch.waiters {
+                    let Waiter::Booking(port, row, received) = w;
+                    metrics::histogram!("boxoffice_claim_duration_seconds").record(received.elapsed().as_secs_f64());
+                    let _ = port.send(Ok(row));
+                }
+                self.publish();
+                self.flush(myself);
+            }
+            Err(e) => {
+                // Memory must equal what is durable: undo the failed batch and everything queued
+                // after it, newest first, and let every claimer retry.
+                let queued = std::mem::take(&mut self.filling);
+                for b in [queued, batch] {
+                    for u in b.undo.into_iter().rev() {
+                        match u {
+                            Undo::Claim(id) => {
+                                self.inv.release(&id);
+                                self.not_durable.remove(&id);
+                                self.keys.retain(|_, (_, b, _)| *b != id);
+                            }
+                            Undo::Release(id, live) => {
+                                if let Err(err) = self.inv.restore(id, live) {
+                                    tracing::error!(booking_id = %id, error = %err, "cannot undo a release");
+                                }
+                            }
+                        }
+                    }
+                    for w in b.waiters {
+                        let Waiter::Booking(port, ..) = w;
+                        let _ = port.send(Err(unavailable("the booking could not be saved; retry")));
+                    }
+                }
+                self.publish();
+                if fenced {
+                    tracing::warn!(event_id = %self.event.id, epoch = self.event.owner_epoch, "event owned elsewhere now; stopping");
+                    myself.stop(Some("fenced".into()));
+                } else {
+                    let _ = e;
+                }
+            }
+        }
+        if self.writing.is_none() && self.filling.is_empty() {
+            for d in self.drains.drain(..) {
+                let _ = d.send(());
+            }
+        }
+    }
+
+    fn expire(&mut self, myself: &ActorRef<EventMsg>) {
+        let now = Utc::now();
+        let due: Vec<BookingId> = self.inv.due(now).into_iter().filter(|id| !self.not_durable.contains(id)).collect();
+        for id in due {
+            let Some(live) = self.inv.release(&id) else { continue };
+            self.filling.ops.push(JournalOp::Release {
+                booking_id: id,
+                quantity: live.quantity as i64,
+                was: BookingStatus::Held,
+                to: BookingStatus::Expired,
+                reason: None,
+            });
+            self.filling.undo.push(Undo::Release(id, live));
+            metrics::counter!("boxoffice_holds_expired_total").increment(1);
+        }
+        self.flush(myself);
+    }
+}
+
+
+impl Actor for EventActor {
+    type Msg = EventMsg;
+    type State = EventState;
+    type Arguments = EventArgs;
+
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: EventArgs) -> Result<EventState, ActorProcessingErr> {
+        let EventArgs { id, ctx } = args;
+        let event = ctx
+            .store
+            .take_ownership(id, &ctx.settings.node_id, Utc::now())
+            .await?
+            .ok_or(BookingError::EventNotFound)?;
+        let mut inv = match event.parsed_seat_map()? {
+            Some(map) => Inventory::seated(std::sync::Arc::new(map)),
+            None => Inventory::general(event.capacity as u32),
+        };
+        for b in ctx.store.live_bookings(id).await? {
+            let seats = match inv.seat_map() {
+                Some(map) => b.seats.iter().filter_map(|s| map.seat_index(s)).collect(),
+                None => Vec::new(),
+            };
+            let holding = match b.status {
+                BookingStatus::Confirmed => Holding::Confirmed,
+                _ => Holding::Held { expires_at: b.expires_at },
+            };
+            let live = LiveBooking { user: b.user_id, quantity: b.quantity as u32, seats, holding };
+            inv.restore(b.id, live).map_err(|e| format!("booking {} does not fit event {id}: {e}", b.id))?;
+        }
+        let initial = Snapshot { counts: inv.counts(), seat_map: inv.seat_map().cloned(), seats: inv.seat_states() };
+        let snapshot = ctx
+            .snapshots
+            .entry(id)
+            .or_insert_with(|| watch::channel(initial.clone()).0)
+            .clone();
+        snapshot.send_replace(initial);
+        let ticker = myself.send_interval(ctx.settings.tick, || EventMsg::Tick);
+        metrics::gauge!("boxoffice_event_actors").increment(1.0);
+        tracing::info!(event_id = %id, epoch = event.owner_epoch, live = inv.live_bookings(), "event actor started");
+        Ok(EventState {
+            ctx,
+            event,
+            inv,
+            filling: Batch::default(),
+            writing: None,
+            not_durable: HashSet::new(),
+            keys: HashMap::new(),
+            drains: Vec::new(),
+            last_activity: Instant::now(),
+            snapshot,
+            ticker: Some(ticker),
+        })
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut EventState) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = state.ticker.take() {
+            t.abort();
+        }
+        state.ctx.snapshots.remove(&state.event.id);
+        metrics::gauge!("boxoffice_event_actors").decrement(1.0);
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: EventMsg, state: &mut EventState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            EventMsg::Claim(cmd, reply) => {
+                let received = Instant::now();
+                state.last_activity = received;
+                if let Some((key, hash)) = &cmd.idempotency {
+                    if let Some((h, id, _)) = state.keys.get(&(cmd.user, key.clone())) {
+                        let id = *id;
+                        if h != hash {
+                            let _ = reply.send(Err(BookingError::IdempotencyKeyReused));
+                        } else if state.not_durable.contains(&id) {
+                            // Same request while the first is still being written: answer both together.
+                            let batch = match &mut state.writing {
+                                Some(w) if w.waiters.iter().any(|Waiter::Booking(_, r, _)| r.id == id) => w,
+                                _ => &mut state.filling,
+                            };
+                            let row = batch.waiters.iter().map(|Waiter::Booking(_, r, _)| r).find(|r| r.id == id).cloned();
+                            match row {
+                                Some(row) => batch.waiters.push(Waiter::Booking(reply, row, received)),
+                                None => {
+                                    let _ = reply.send(Err(BookingError::Replay(id)));
+                                }
+                            }
+                        } else {
+                            let _ = reply.send(Err(BookingError::Replay(id)));
+                        }
+                        return Ok(());
+                    }
+                }
+                match state.claim(&cmd, Utc::now()) {
+                    Ok(row) => {
+                        metrics::counter!("boxoffice_claims_total", "outcome" => "held").increment(1);
+                        if let Some((key, hash)) = &cmd.idempotency {
+                            state.keys.insert((cmd.user, key.clone()), (hash.clone(), row.id, received));
+                        }
+                        state.not_durable.insert(row.id);
+                        state.filling.undo.push(Undo::Claim(row.id));
+                        state.filling.ops.push(JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
+                        state.filling.waiters.push(Waiter::Booking(reply, row, received));
+                        state.flush(&myself);
+                    }
+                    Err(e) => {
+                        let outcome = match e {
+                            BookingError::SoldOut { .. } | BookingError::SeatsUnavailable(_) => "refused",
+                            _ => "invalid",
+                        };
+                        metrics::counter!("boxoffice_claims_total", "outcome" => outcome).increment(1);
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            EventMsg::Cancel(row, reason, reply) => {
+                state.last_activity = Instant::now();
+                if state.not_durable.contains(&row.id) || !row.status.is_live() {
+                    let _ = reply.send(Err(BookingError::NotCancellable));
+                    return Ok(());
+                }
+                let Some(live) = state.inv.release(&row.id) else {
+                    let _ = reply.send(Err(BookingError::NotCancellable));
+                    return Ok(());
+                };
+                let was = match live.holding {
+                    Holding::Confirmed => BookingStatus::Confirmed,
+                    Holding::Held { .. } => BookingStatus::Held,
+                };
+                let now = Utc::now();
+                state.filling.ops.push(JournalOp::Release {
+                    booking_id: row.id,
+                    quantity: live.quantity as i64,
+                    was,
+                    to: BookingStatus::Cancelled,
+                    reason: Some(reason),
+                });
+                state.filling.undo.push(Undo::Release(row.id, live));
+                let updated = BookingRow { status: BookingStatus::Cancelled, cancel_reason: Some(reason), updated_at: now, ..row };
+                state.filling.waiters.push(Waiter::Booking(reply, updated, Instant::now()));
+                state.flush(&myself);
+            }
+            EventMsg::Update(patch, reply) => {
+                let _ = reply.send(update(state, &myself, patch).await);
+            }
+            EventMsg::Delete(reply) => {
+                if state.inv.live_bookings() > 0 || !state.not_durable.is_empty() || state.writing.is_some() {
+                    let _ = reply.send(Err(BookingError::HasBookings));
+                    return Ok(());
+                }
+                match state.ctx.store.delete_event(state.event.id, state.event.owner_epoch, Utc::now()).await {
+                    Ok(()) => {
+                        let _ = reply.send(Ok(()));
+                        myself.stop(Some("deleted".into()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(unavailable(&e)));
+                        if matches!(e, StoreError::Fenced) {
+                            myself.stop(Some("fenced".into()));
+                        }
+                    }
+                }
+            }
+            EventMsg::Drain(reply) => {
+                if state.writing.is_none() && state.filling.is_empty() {
+                    let _ = reply.send(());
+                } else {
+                    state.drains.push(reply);
+                }
+            }
+            EventMsg::Committed(result, fenced) => state.committed(&myself, result, fenced),
+            EventMsg::Tick => {
+                state.expire(&myself);
+                // Idempotency keys of durable claims are in the database; keep them a little
+                // longer here to cover a retry racing the first request's commit.
+                let horizon = std::time::Duration::from_secs(60);
+                let not_durable = &state.not_durable;
+                state.keys.retain(|_, (_, id, at)| not_durable.contains(id) || at.elapsed() < horizon);
+                let idle = state.last_activity.elapsed() >= state.ctx.settings.idle_timeout;
+                if idle && !state.inv.has_holds() && state.writing.is_none() && state.filling.is_empty() {
+                    tracing::debug!(event_id = %state.event.id, "event actor idle; stopping");
+                    myself.stop(Some("idle".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn update(state: &mut EventState, myself: &ActorRef<EventMsg>, patch: EventPatch) -> Result<EventRow, BookingError> {
+    state.last_activity = Instant::now();
+    let seated = state.inv.is_seated();
+    let mut errors = FieldErrors::default();
+    if seated && patch.capacity.is_some() {
+        errors.add("capacity", "a seated event's capacity is its seat count");
+    }
+    let capacity = patch.capacity.map(|c| c as u32).unwrap_or(state.inv.counts().capacity);
+    let max = patch.max_per_booking.unwrap_or(state.event.max_per_booking);
+    if max > capacity as i64 {
+        errors.add("max_per_booking", "must not exceed the capacity");
+    }
+    if !errors.is_empty() {
+        return Err(BookingError::Invalid(errors));
+    }
+    let previous = state.inv.counts().capacity;
+    if patch.capacity.is_some() {
+        state.inv.set_capacity(capacity).map_err(|in_use| BookingError::CapacityConflict { in_use })?;
+    }
+    match state.ctx.store.update_event(state.event.id, state.event.owner_epoch, &patch, Utc::now()).await {
+        Ok(()) => {}
+        Err(e) => {
+            let _ = state.inv.set_capacity(previous);
+            if matches!(e, StoreError::Fenced) {
+                myself.stop(Some("fenced".into()));
+            }
+            return Err(unavailable(e));
+        }
+    }
+    match state.ctx.store.event(state.event.id).await {
+        Ok(Some(row)) => {
+            state.event = EventRow { owner_epoch: state.event.owner_epoch, ..row };
+            state.publish();
+            Ok(state.event.clone())
+        }
+        Ok(None) => Err(BookingError::EventNotFound),
+        Err(e) => Err(unavailable(e)),
+    }
+}

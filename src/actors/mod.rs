@@ -1,0 +1,73 @@
+//! Actors: one `EventActor` per event owns that event's inventory and serialises its claims,
+//! writing them through the journal in batches; the `EventSupervisor` starts event actors on
+//! demand, restarts failed ones and forgets stopped ones; `Registry` is the handle the HTTP
+//! layer uses (find-or-start, calls with timeouts, lock-free availability snapshots).
+
+mod event;
+mod registry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::FieldErrors;
+use crate::domain::inventory::{Counts, SeatState};
+use crate::domain::seatmap::SeatMap;
+use crate::persistence::Store;
+
+pub use event::{ClaimCmd, ClaimRequest, EventMsg};
+pub use registry::Registry;
+
+/// Business outcomes an actor answers with (never an actor failure).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookingError {
+    #[error("event not found")]
+    EventNotFound,
+    #[error("not enough seats left")]
+    SoldOut { available: u32 },
+    #[error("some seats are not available")]
+    SeatsUnavailable(Vec<String>),
+    #[error("invalid booking request")]
+    Invalid(FieldErrors),
+    #[error("booking cannot be cancelled in its current state")]
+    NotCancellable,
+    #[error("capacity would drop below the {in_use} seats held or sold")]
+    CapacityConflict { in_use: u32 },
+    #[error("event has live bookings")]
+    HasBookings,
+    #[error("idempotency key was used for a different request")]
+    IdempotencyKeyReused,
+    /// The key was already used for this exact request; the booking is durable.
+    #[error("replay of an earlier request")]
+    Replay(crate::domain::ids::BookingId),
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Settings every event actor shares.
+#[derive(Clone)]
+pub struct EngineSettings {
+    pub hold_ttl: Duration,
+    /// How often actors look for expired holds and idleness.
+    pub tick: Duration,
+    /// An actor with no holds and no traffic for this long stops (it restarts on demand).
+    pub idle_timeout: Duration,
+    /// Upper bound for every call into an actor.
+    pub call_timeout: Duration,
+    /// Identifies this process as an event owner.
+    pub node_id: String,
+}
+
+/// Availability as of the last change an actor published; read without messaging the actor.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub counts: Counts,
+    pub seat_map: Option<Arc<SeatMap>>,
+    pub seats: Option<Arc<Vec<SeatState>>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct EngineContext {
+    pub store: Store,
+    pub settings: EngineSettings,
+    pub snapshots: Arc<dashmap::DashMap<crate::domain::ids::EventId, tokio::sync::watch::Sender<Snapshot>>>,
+}

@@ -1,0 +1,222 @@
+//! The event supervisor and the registry handle. Lookups of running actors go through a
+//! `DashMap`, not through the supervisor's mailbox, so one hot event never queues behind
+//! another; only starting an actor asks the supervisor, which links every event actor to
+//! itself, restarts one that fails (it rebuilds from the store) and forgets one that stops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
+use ractor::rpc::CallResult;
+use tokio::sync::watch;
+
+use super::event::{ClaimCmd, EventActor, EventArgs, EventMsg, Reply};
+use super::{BookingError, EngineContext, EngineSettings, Snapshot};
+use crate::domain::booking::CancelReason;
+use crate::domain::ids::EventId;
+use crate::persistence::{BookingRow, EventPatch, EventRow, Store};
+
+type Actors = Arc<DashMap<EventId, ActorRef<EventMsg>>>;
+
+pub enum SupervisorMsg {
+    Start(EventId, RpcReplyPort<Result<ActorRef<EventMsg>, BookingError>>),
+}
+
+struct EventSupervisor;
+
+struct SupervisorState {
+    ctx: EngineContext,
+    actors: Actors,
+    ids: HashMap<ActorId, EventId>,
+}
+
+impl SupervisorState {
+    async fn spawn(&mut self, myself: &ActorRef<SupervisorMsg>, id: EventId) -> Result<ActorRef<EventMsg>, BookingError> {
+        let args = EventArgs { id, ctx: self.ctx.clone() };
+        match Actor::spawn_linked(None, EventActor, args, myself.get_cell()).await {
+            Ok((actor, _handle)) => {
+                self.ids.insert(actor.get_id(), id);
+                self.actors.insert(id, actor.clone());
+                Ok(actor)
+            }
+            Err(SpawnErr::StartupFailed(e)) => match e.downcast_ref::<BookingError>() {
+                Some(BookingError::EventNotFound) => Err(BookingError::EventNotFound),
+                _ => {
+                    tracing::warn!(event_id = %id, error = %e, "event actor failed to start");
+                    Err(BookingError::Unavailable("the event could not be loaded".into()))
+                }
+            },
+            Err(e) => {
+                tracing::error!(event_id = %id, error = %e, "event actor could not be spawned");
+                Err(BookingError::Unavailable("the event could not be loaded".into()))
+            }
+        }
+    }
+
+    fn forget(&mut self, cell: &ActorCell) -> Option<EventId> {
+        let id = self.ids.remove(&cell.get_id())?;
+        self.actors.remove_if(&id, |_, a| a.get_id() == cell.get_id());
+        Some(id)
+    }
+}
+
+impl Actor for EventSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = (EngineContext, Actors);
+
+    async fn pre_start(&self, _myself: ActorRef<SupervisorMsg>, (ctx, actors): Self::Arguments) -> Result<SupervisorState, ActorProcessingErr> {
+        Ok(SupervisorState { ctx, actors, ids: HashMap::new() })
+    }
+
+    async fn handle(&self, myself: ActorRef<SupervisorMsg>, msg: SupervisorMsg, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Start(id, reply) => {
+                let result = match state.actors.get(&id).map(|a| a.clone()) {
+                    Some(actor) => Ok(actor),
+                    None => state.spawn(&myself, id).await,
+                };
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                if let Some(id) = state.forget(&cell) {
+                    tracing::debug!(event_id = %id, reason = ?reason, "event actor stopped");
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(id) = state.forget(&cell) {
+                    metrics::counter!("boxoffice_actor_restarts_total", "actor" => "event").increment(1);
+                    tracing::error!(event_id = %id, error = %err, "event actor failed; restarting");
+                    let _ = state.spawn(&myself, id).await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP layer's handle on the engine.
+#[derive(Clone)]
+pub struct Registry {
+    actors: Actors,
+    supervisor: ActorRef<SupervisorMsg>,
+    ctx: EngineContext,
+}
+
+fn call_failed<T>(r: Result<CallResult<Result<T, BookingError>>, impl std::fmt::Display>) -> Result<T, BookingError> {
+    match r {
+        Ok(CallResult::Success(result)) => result,
+        Ok(CallResult::Timeout) => Err(BookingError::Unavailable("the event is busy; retry".into())),
+        Ok(CallResult::SenderError) => Err(BookingError::Unavailable("the event restarted; retry".into())),
+        Err(e) => Err(BookingError::Unavailable(format!("the event is not reachable: {e}"))),
+    }
+}
+
+impl Registry {
+    pub async fn start(store: Store, settings: EngineSettings) -> anyhow::Result<Self> {
+        let ctx = EngineContext { store, settings, snapshots: Arc::new(DashMap::new()) };
+        let actors: Actors = Arc::new(DashMap::new());
+        let (supervisor, _) = Actor::spawn(None, EventSupervisor, (ctx.clone(), actors.clone())).await?;
+        Ok(Self { actors, supervisor, ctx })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.ctx.settings
+    }
+
+    /// The event's actor, started (and its inventory loaded) if it is not running.
+    async fn actor(&self, id: EventId) -> Result<ActorRef<EventMsg>, BookingError> {
+        if let Some(a) = self.actors.get(&id) {
+            return Ok(a.clone());
+        }
+        let r = self.supervisor.call(|reply| SupervisorMsg::Start(id, reply), Some(self.ctx.settings.call_timeout)).await;
+        call_failed(r)
+    }
+
+    /// Calls the event's actor; if the actor it found had just stopped, starts a new one once.
+    async fn call<T: Send + 'static>(
+        &self,
+        id: EventId,
+        make: impl Fn(Reply<T>) -> EventMsg + Clone,
+    ) -> Result<T, BookingError> {
+        for attempt in 0..2 {
+            let actor = self.actor(id).await?;
+            match actor.call(make.clone(), Some(self.ctx.settings.call_timeout)).await {
+                Err(_) if attempt == 0 => {
+                    // Not delivered: the actor stopped (idle or fenced). Forget it and start anew.
+                    self.actors.remove_if(&id, |_, a| a.get_id() == actor.get_id());
+                }
+                r => return call_failed(r),
+            }
+        }
+        Err(BookingError::Unavailable("the event is restarting; retry".into()))
+    }
+
+    pub async fn claim(&self, id: EventId, cmd: ClaimCmd) -> Result<BookingRow, BookingError> {
+        self.call(id, move |r| EventMsg::Claim(cmd.clone(), r)).await
+    }
+
+    pub async fn cancel(&self, booking: BookingRow, reason: CancelReason) -> Result<BookingRow, BookingError> {
+        let id = booking.event_id;
+        self.call(id, move |r| EventMsg::Cancel(booking.clone(), reason, r)).await
+    }
+
+    pub async fn update(&self, id: EventId, patch: EventPatch) -> Result<EventRow, BookingError> {
+        self.call(id, move |r| EventMsg::Update(patch.clone(), r)).await
+    }
+
+    pub async fn delete(&self, id: EventId) -> Result<(), BookingError> {
+        self.call(id, EventMsg::Delete).await
+    }
+
+    /// The last published availability of a running event actor, without messaging it.
+    pub fn snapshot(&self, id: EventId) -> Option<Snapshot> {
+        self.ctx.snapshots.get(&id).map(|s| s.borrow().clone())
+    }
+
+    /// The actor's snapshot, starting the actor if needed.
+    pub async fn snapshot_started(&self, id: EventId) -> Result<Snapshot, BookingError> {
+        if let Some(s) = self.snapshot(id) {
+            return Ok(s);
+        }
+        self.actor(id).await?;
+        self.snapshot(id).ok_or_else(|| BookingError::Unavailable("the event restarted; retry".into()))
+    }
+
+    /// Subscribes to an event's availability changes (starts its actor if needed).
+    pub async fn subscribe(&self, id: EventId) -> Result<watch::Receiver<Snapshot>, BookingError> {
+        self.actor(id).await?;
+        self.ctx.snapshots.get(&id).map(|s| s.subscribe()).ok_or_else(|| BookingError::Unavailable("retry".into()))
+    }
+
+    pub fn running_actors(&self) -> usize {
+        self.actors.len()
+    }
+
+    /// Lets every actor finish writing what it has accepted, then stops them all.
+    pub async fn shutdown(&self, within: Duration) {
+        let actors: Vec<_> = self.actors.iter().map(|a| a.value().clone()).collect();
+        let drains = actors.iter().map(|a| a.call(EventMsg::Drain, Some(within)));
+        futures::future::join_all(drains).await;
+        self.supervisor.stop(Some("shutdown".into()));
+    }
+
+}

@@ -1,0 +1,175 @@
+//! Accounts and tokens: register, login, refresh (rotation with reuse detection), logout, me.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::extract::{AuthUser, Json};
+use super::{AppState, Error, Problem, Result};
+use crate::auth::{self, hash_refresh_token, new_refresh_token};
+use crate::domain::FieldErrors;
+use crate::domain::ids::UserId;
+use crate::domain::user::{Email, Password, Role};
+use crate::persistence::{RefreshTokenRow, StoreError, UserRow};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Credentials {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    id: Uuid,
+    email: String,
+    role: Role,
+}
+
+impl From<UserRow> for UserView {
+    fn from(u: UserRow) -> Self {
+        Self { id: u.id.0, email: u.email, role: u.role }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenPair {
+    access_token: String,
+    refresh_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
+    responses((status = 201, body = UserView), (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem)))]
+async fn register(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<(StatusCode, Json<UserView>)> {
+    let mut errors = FieldErrors::default();
+    let email = Email::parse(body.email.as_deref().unwrap_or("")).map_err(|m| errors.add("email", m)).ok();
+    let password = match body.password {
+        Some(p) => Password::parse(p).map_err(|m| errors.add("password", m)).ok(),
+        None => {
+            errors.add("password", "is required");
+            None
+        }
+    };
+    let (Some(email), Some(password)) = (email, password) else { return Err(Error::Validation(errors)) };
+    let hash = auth::hash_password(password.expose().to_owned()).await?;
+    let user = UserRow { id: UserId::new(), email: email.as_str().to_owned(), password_hash: hash, role: Role::User, created_at: Utc::now() };
+    match state.store.insert_user(&user).await {
+        Ok(()) => Ok((StatusCode::CREATED, Json(user.into()))),
+        Err(StoreError::Conflict(_)) => Err(Error::conflict("email_taken", "an account with this e-mail already exists")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = Problem)))]
+async fn login(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<Json<TokenPair>> {
+    let (Some(email), Some(password)) = (body.email, body.password) else { return Err(Error::InvalidCredentials) };
+    let user = match Email::parse(&email) {
+        Ok(e) => state.store.user_by_email(e.as_str()).await?,
+        Err(_) => None,
+    };
+    if !auth::verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await {
+        return Err(Error::InvalidCredentials);
+    }
+    let user = user.ok_or(Error::InvalidCredentials)?;
+    issue(&state, &user, Uuid::now_v7(), None).await.map(Json)
+}
+
+/// Issues an access token and a refresh token of `family`; `rotating` is the spent token's id.
+async fn issue(state: &AppState, user: &UserRow, family: Uuid, rotating: Option<Uuid>) -> Result<TokenPair> {
+    let now = Utc::now();
+    let (token, hash) = new_refresh_token();
+    let row = RefreshTokenRow {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        family_id: family,
+        token_hash: hash,
+        expires_at: now + state.keys.refresh_ttl,
+        spent_at: None,
+        revoked_at: None,
+        created_at: now,
+    };
+    match rotating {
+        None => state.store.insert_refresh_token(&row).await?,
+        Some(old) => {
+            if !state.store.rotate_refresh_token(old, &row, now).await? {
+                // Someone else spent it first: treat as reuse.
+                state.store.revoke_refresh_family(family, now).await?;
+                return Err(Error::Unauthorized("refresh token was already used; its session is revoked".into()));
+            }
+        }
+    }
+    Ok(TokenPair {
+        access_token: state.keys.issue_access(user.id, user.role)?,
+        refresh_token: token,
+        token_type: "Bearer",
+        expires_in: state.keys.access_ttl.as_secs(),
+    })
+}
+
+/// Looks a refresh token up; a spent one is a reuse, which revokes its whole family.
+async fn usable_refresh_token(state: &AppState, token: Option<String>) -> Result<RefreshTokenRow> {
+    let token = token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Unauthorized("refresh_token is required".into()))?;
+    let row = state
+        .store
+        .refresh_token_by_hash(&hash_refresh_token(&token))
+        .await?
+        .ok_or_else(|| Error::Unauthorized("refresh token is not valid".into()))?;
+    let now = Utc::now();
+    if row.revoked_at.is_some() {
+        return Err(Error::Unauthorized("refresh token was revoked".into()));
+    }
+    if row.spent_at.is_some() {
+        state.store.revoke_refresh_family(row.family_id, now).await?;
+        tracing::warn!(user_id = %row.user_id, family = %row.family_id, "refresh token reused; family revoked");
+        return Err(Error::Unauthorized("refresh token was already used; its session is revoked".into()));
+    }
+    if row.expires_at <= now {
+        return Err(Error::Unauthorized("refresh token has expired".into()));
+    }
+    Ok(row)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
+async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<Json<TokenPair>> {
+    let row = usable_refresh_token(&state, body.refresh_token).await?;
+    let user = state.store.user_by_id(row.user_id).await?.ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
+    issue(&state, &user, row.family_id, Some(row.id)).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204, description = "the refresh token's session is revoked"), (status = 401, body = Problem)))]
+async fn logout(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<StatusCode> {
+    let row = usable_refresh_token(&state, body.refresh_token).await?;
+    state.store.revoke_refresh_family(row.family_id, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = Problem)))]
+async fn me(State(state): State<AppState>, AuthUser(p): AuthUser) -> Result<Json<UserView>> {
+    let user = state.store.user_by_id(p.user_id).await?.ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
+    Ok(Json(user.into()))
+}

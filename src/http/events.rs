@@ -1,0 +1,323 @@
+//! The event catalogue: list and search, detail with live availability, seat maps, and the
+//! admin's create, update and delete (the last two go through the event's actor so they
+//! cannot race claims).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::extract::{Admin, Json, Path, Query};
+use super::{AppState, Error, Problem, Result};
+use crate::domain::FieldErrors;
+use crate::domain::event::{self, Currency, EventDraft, EventSpec};
+use crate::domain::ids::EventId;
+use crate::domain::seatmap::SeatMapSpec;
+use crate::persistence::{EventFilter, EventPatch, EventRow};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_events, create_event))
+        .routes(routes!(get_event, update_event, delete_event))
+        .routes(routes!(seats))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    id: Uuid,
+    title: String,
+    description: String,
+    venue: String,
+    starts_at: DateTime<Utc>,
+    price_cents: i64,
+    currency: String,
+    capacity: i64,
+    /// Seats neither held nor sold, as of now.
+    available: i64,
+    seated: bool,
+    max_per_booking: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl EventView {
+    /// Availability comes from the running actor's snapshot when there is one (it includes
+    /// claims being written), else from the durable counter.
+    pub fn new(state: &AppState, e: EventRow) -> Self {
+        let available = match state.registry.snapshot(e.id) {
+            Some(s) => s.counts.available() as i64,
+            None => (e.capacity - e.reserved).max(0),
+        };
+        Self {
+            id: e.id.0,
+            seated: e.seat_map.is_some(),
+            title: e.title,
+            description: e.description,
+            venue: e.venue,
+            starts_at: e.starts_at,
+            price_cents: e.price_cents,
+            currency: e.currency,
+            capacity: e.capacity,
+            available,
+            max_per_booking: e.max_per_booking,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    items: Vec<EventView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Words that must all appear (case-insensitive) in the title or description.
+    q: Option<String>,
+    /// Venue name, case-insensitive exact match.
+    venue: Option<String>,
+    /// Earliest `starts_at` (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Latest `starts_at` (RFC 3339).
+    to: Option<DateTime<Utc>>,
+    /// Only events with seats left.
+    available: Option<bool>,
+    /// 1 to 100, default 20.
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub(super) fn page_limit(limit: Option<i64>) -> Result<u32> {
+    match limit {
+        None => Ok(20),
+        Some(l) if (1..=100).contains(&l) => Ok(l as u32),
+        Some(_) => Err(Error::field("limit", "must be between 1 and 100")),
+    }
+}
+
+fn encode_cursor(e: &EventRow) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{}", e.starts_at.to_rfc3339(), e.id))
+}
+
+fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, EventId)> {
+    let bad = || Error::BadRequest("cursor is not valid".into());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (t, id) = raw.split_once('|').ok_or_else(bad)?;
+    let t = DateTime::parse_from_rfc3339(t).map_err(|_| bad())?.with_timezone(&Utc);
+    let id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok((t, EventId(id)))
+}
+
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(ListQuery),
+    responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn list_events(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<EventPage>> {
+    let limit = page_limit(q.limit)?;
+    let words = q.q.as_deref().unwrap_or("").split_whitespace().take(10).map(str::to_owned).collect();
+    let filter = EventFilter {
+        words,
+        venue: q.venue.filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_owned()),
+        from: q.from,
+        to: q.to,
+        available_only: q.available.unwrap_or(false),
+        after: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        limit: limit + 1,
+    };
+    let mut rows = state.store.list_events(&filter).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(encode_cursor)
+    } else {
+        None
+    };
+    let items = rows.into_iter().map(|e| EventView::new(&state, e)).collect();
+    Ok(Json(EventPage { items, next_cursor }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateEvent {
+    title: Option<String>,
+    description: Option<String>,
+    venue: Option<String>,
+    starts_at: Option<DateTime<Utc>>,
+    price_cents: Option<i64>,
+    currency: Option<String>,
+    /// General admission: number of places. Give this or `seat_map`.
+    capacity: Option<i64>,
+    /// Reserved seating. Give this or `capacity`.
+    seat_map: Option<SeatMapSpec>,
+    /// Defaults to 10 (never above capacity).
+    max_per_booking: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = CreateEvent, security(("bearer" = [])),
+    responses((status = 201, body = EventView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn create_event(State(state): State<AppState>, Admin(admin): Admin, Json(b): Json<CreateEvent>) -> Result<(StatusCode, Json<EventView>)> {
+    let spec = EventSpec::parse(EventDraft {
+        title: b.title,
+        description: b.description,
+        venue: b.venue,
+        starts_at: b.starts_at,
+        price_cents: b.price_cents,
+        currency: b.currency,
+        capacity: b.capacity,
+        seat_map: b.seat_map,
+        max_per_booking: b.max_per_booking,
+    })
+    .map_err(Error::Validation)?;
+    let now = Utc::now();
+    let row = EventRow {
+        id: EventId::new(),
+        title: spec.title,
+        description: spec.description,
+        venue: spec.venue,
+        starts_at: spec.starts_at,
+        price_cents: spec.price_cents,
+        currency: spec.currency.as_str().to_owned(),
+        capacity: spec.capacity as i64,
+        reserved: 0,
+        seat_map: spec.seat_map.map(|m| m.spec().clone()),
+        max_per_booking: spec.max_per_booking as i64,
+        owner_epoch: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_event(&row).await?;
+    tracing::info!(event_id = %row.id, capacity = row.capacity, admin = %admin.user_id, "event created");
+    Ok((StatusCode::CREATED, Json(EventView::new(&state, row))))
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 200, body = EventView), (status = 404, body = Problem)))]
+async fn get_event(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<EventView>> {
+    let e = state.store.event(EventId(id)).await?.ok_or(Error::NotFound("event not found"))?;
+    Ok(Json(EventView::new(&state, e)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateEvent {
+    title: Option<String>,
+    description: Option<String>,
+    venue: Option<String>,
+    starts_at: Option<DateTime<Utc>>,
+    price_cents: Option<i64>,
+    currency: Option<String>,
+    /// General admission only; may not drop below seats held or sold.
+    capacity: Option<i64>,
+    max_per_booking: Option<i64>,
+    /// Not changeable: a seat map is fixed once seats may be sold.
+    seat_map: Option<serde_json::Value>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(("id" = Uuid, Path)), request_body = UpdateEvent,
+    security(("bearer" = [])),
+    responses((status = 200, body = EventView), (status = 404, body = Problem), (status = 409, description = "capacity_conflict", body = Problem),
+        (status = 422, body = Problem)))]
+async fn update_event(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Uuid>,
+    Json(b): Json<UpdateEvent>,
+) -> Result<Json<EventView>> {
+    let mut e = FieldErrors::default();
+    let text = |e: &mut FieldErrors, f: &str, v: Option<String>, max: usize, required: bool| {
+        v.map(|v| event::parse_text(e, f, Some(&v), max, required))
+    };
+    let patch = EventPatch {
+        title: text(&mut e, "title", b.title, 200, true),
+        description: text(&mut e, "description", b.description, 10_000, false),
+        venue: text(&mut e, "venue", b.venue, 200, true),
+        starts_at: b.starts_at,
+        price_cents: b.price_cents.map(|p| event::parse_price(&mut e, p)),
+        currency: b.currency.map(|c| Currency::parse(&c).map(|c| c.as_str().to_owned()).unwrap_or_else(|m| {
+            e.add("currency", m);
+            String::new()
+        })),
+        capacity: b.capacity.map(|c| event::parse_capacity(&mut e, c) as i64),
+        max_per_booking: b.max_per_booking.map(|m| {
+            if m < 1 {
+                e.add("max_per_booking", "must be at least 1");
+            }
+            m
+        }),
+    };
+    if b.seat_map.is_some() {
+        e.add("seat_map", "cannot be changed; create a new event");
+    }
+    if !e.is_empty() {
+        return Err(Error::Validation(e));
+    }
+    let row = state.registry.update(EventId(id), patch).await?;
+    Ok(Json(EventView::new(&state, row)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "deleted"), (status = 404, body = Problem), (status = 409, description = "event_has_bookings", body = Problem)))]
+async fn delete_event(State(state): State<AppState>, Admin(admin): Admin, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    state.registry.delete(EventId(id)).await?;
+    tracing::info!(event_id = %id, admin = %admin.user_id, "event deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeatView {
+    id: String,
+    number: u32,
+    /// `free`, `held` or `sold`.
+    status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RowView {
+    label: String,
+    seats: Vec<SeatView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SectionView {
+    name: String,
+    rows: Vec<RowView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeatsView {
+    seated: bool,
+    sections: Vec<SectionView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}/seats", tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 200, body = SeatsView), (status = 404, body = Problem)))]
+async fn seats(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<SeatsView>> {
+    let id = EventId(id);
+    let e = state.store.event(id).await?.ok_or(Error::NotFound("event not found"))?;
+    if e.seat_map.is_none() {
+        return Ok(Json(SeatsView { seated: false, sections: Vec::new() }));
+    }
+    let snap = state.registry.snapshot_started(id).await?;
+    let (Some(map), Some(states)) = (snap.seat_map, snap.seats) else {
+        return Err(Error::Internal(anyhow::anyhow!("seated event {id} has no seat snapshot")));
+    };
+    let mut sections: Vec<SectionView> = Vec::new();
+    for row in map.rows() {
+        let name = map.section_name(row.section);
+        if sections.last().is_none_or(|s| s.name != name) {
+            sections.push(SectionView { name: name.to_owned(), rows: Vec::new() });
+        }
+        let seats = (0..row.len)
+            .map(|n| {
+                let idx = row.start + n;
+                SeatView { id: format!("{name}-{}-{}", row.label, n + 1), number: n + 1, status: states[idx as usize].as_str() }
+            })
+            .collect();
+        sections.last_mut().expect("pushed above").rows.push(RowView { label: row.label.clone(), seats });
+    }
+    Ok(Json(SeatsView { seated: true, sections }))
+}

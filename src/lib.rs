@@ -1,0 +1,12 @@
+//! boxoffice: an actor-based event booking engine. See `DESIGN.md` in the repository for the
+//! architecture; `startup::Application` wires the pieces together.
+
+pub mod actors;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod persistence;
+pub mod seed;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,93 @@
+//! The `boxoffice` binary: configuration, telemetry, store, migrations, then serve.
+
+use clap::{Parser, Subcommand};
+
+use boxoffice::config::Config;
+use boxoffice::startup::Application;
+
+#[derive(Parser)]
+#[command(name = "boxoffice", version, about = "Actor-based event booking engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Load the sample events (if not there yet) before serving.
+    #[arg(long, global = true)]
+    seed: bool,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Load the sample events and exit.
+    Seed,
+    /// Run the database migrations and exit.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    // sqlx (and later lapin/lettre) use rustls with ring; install it before any TLS is made.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    boxoffice::telemetry::init_logging(cli.config.log_format());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        if let Err(e) = run(cli).await {
+            tracing::error!(error = format!("{e:#}"), "boxoffice failed");
+            return Err(e);
+        }
+        Ok(())
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    cli.config.validate()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let store = boxoffice::startup::connect_store(&cli.config).await?;
+            store.close().await;
+            tracing::info!("migrations applied");
+        }
+        Command::Seed => {
+            let store = boxoffice::startup::connect_store(&cli.config).await?;
+            let n = boxoffice::seed::load(&store).await?;
+            tracing::info!(created = n, "sample events loaded");
+            store.close().await;
+        }
+        Command::Serve => {
+            let app = Application::build(cli.config).await?;
+            if cli.seed {
+                let n = boxoffice::seed::load(app.store()).await?;
+                tracing::info!(created = n, "sample events loaded");
+            }
+            app.run_until(shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests and batches");
+}

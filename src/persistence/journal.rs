@@ -1,0 +1,236 @@
+//! The journal: one transaction per batch of claims, releases and confirmations of one event.
+//! The first statement is the fenced, capacity-checked counter update: it takes the event row's
+//! lock, refuses a stale owner (nothing is written) and is the database's own backstop against
+//! overselling. PostgreSQL inserts a batch's bookings with a handful of `UNNEST` statements;
+//! SQLite, in process, does row by row within the one transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, SqlitePool};
+
+
+use super::{BookingRow, StoreError, StoreResult};
+use crate::domain::booking::{BookingStatus, CancelReason};
+use crate::domain::ids::{BookingId, EventId};
+
+#[derive(Debug, Clone)]
+pub enum JournalOp {
+    /// A new held booking, with the idempotency record `(key, request hash)` that made it.
+    Claim { booking: BookingRow, idempotency: Option<(String, String)> },
+    /// A live booking leaves (expired or cancelled) and frees its seats.
+    Release { booking_id: BookingId, quantity: i64, was: BookingStatus, to: BookingStatus, reason: Option<CancelReason> },
+    /// A held booking is paid for.
+    Confirm { booking_id: BookingId, ticket_code: String },
+}
+
+impl JournalOp {
+    fn delta(&self) -> i64 {
+        match self {
+            JournalOp::Claim { booking, .. } => booking.quantity,
+            JournalOp::Release { quantity, .. } => -quantity,
+            JournalOp::Confirm { .. } => 0,
+        }
+    }
+}
+
+const FENCE: &str = "UPDATE events SET reserved = reserved + $1, updated_at = $2 \
+     WHERE id = $3 AND owner_epoch = $4 AND deleted_at IS NULL AND reserved + $1 <= capacity AND reserved + $1 >= 0";
+const RELEASE: &str = "UPDATE bookings SET status = $1, cancel_reason = $2, updated_at = $3 WHERE id = $4 AND status = $5";
+const FREE_SEATS: &str = "DELETE FROM booking_seats WHERE booking_id = $1";
+const CONFIRM: &str = "UPDATE bookings SET status = 'confirmed', ticket_code = $1, updated_at = $2 WHERE id = $3 AND status = 'held'";
+
+fn seats_json(b: &BookingRow) -> String {
+    serde_json::to_string(&b.seats).expect("seat ids serialise")
+}
+
+fn mismatch(what: &str, id: BookingId) -> StoreError {
+    StoreError::Corrupt(format!("{what} of booking {id} found it in another state"))
+}
+
+/// Releases and confirmations run one statement each, in order (a booking may be confirmed
+/// and then cancelled in one batch); the caller guarantees they touch only durable bookings.
+macro_rules! apply_changes {
+    ($tx:expr, $ops:expr, $now:expr) => {
+        for op in $ops {
+            match op {
+                JournalOp::Release { booking_id, was, to, reason, .. } => {
+                    let n = sqlx::query(RELEASE)
+                        .bind(to.as_str())
+                        .bind(reason.map(|r| r.as_str()))
+                        .bind($now)
+                        .bind(booking_id.0)
+                        .bind(was.as_str())
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected();
+                    if n != 1 {
+                        return Err(mismatch("release", *booking_id));
+                    }
+                    sqlx::query(FREE_SEATS).bind(booking_id.0).execute(&mut *$tx).await?;
+                }
+                JournalOp::Confirm { booking_id, ticket_code } => {
+                    let n = sqlx::query(CONFIRM).bind(ticket_code).bind($now).bind(booking_id.0).execute(&mut *$tx).await?.rows_affected();
+                    if n != 1 {
+                        return Err(mismatch("confirmation", *booking_id));
+                    }
+                }
+                JournalOp::Claim { .. } => {}
+            }
+        }
+    };
+}
+
+pub(super) async fn commit_pg(pool: &PgPool, event: EventId, epoch: i64, ops: &[JournalOp], now: DateTime<Utc>) -> StoreResult<()> {
+    let delta: i64 = ops.iter().map(JournalOp::delta).sum();
+    let mut tx = pool.begin().await?;
+    let fenced = sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected() != 1;
+    if fenced {
+        return Err(StoreError::Fenced);
+    }
+    apply_changes!(tx, ops, now);
+
+    let claims: Vec<(&BookingRow, &Option<(String, String)>)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            JournalOp::Claim { booking, idempotency } => Some((booking, idempotency)),
+            _ => None,
+        })
+        .collect();
+    if !claims.is_empty() {
+        let n = claims.len();
+        let (mut ids, mut users, mut qty, mut seats, mut amount, mut currency, mut expires, mut created) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut seat_ids, mut seat_bookings) = (Vec::new(), Vec::new());
+        let (mut key_users, mut keys, mut hashes, mut key_bookings) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (b, idem) in &claims {
+            ids.push(b.id.0);
+            users.push(b.user_id.0);
+            qty.push(b.quantity);
+            seats.push(seats_json(b));
+            amount.push(b.amount_cents);
+            currency.push(b.currency.clone());
+            expires.push(b.expires_at);
+            created.push(b.created_at);
+            for s in &b.seats {
+                seat_ids.push(s.clone());
+                seat_bookings.push(b.id.0);
+            }
+            if let Some((key, hash)) = idem {
+                key_users.push(b.user_id.0);
+                keys.push(key.clone());
+                hashes.push(hash.clone());
+                key_bookings.push(b.id.0);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, expires_at, created_at, updated_at) \
+             SELECT id, $1, user_id, quantity, seats, 'held', amount_cents, currency, expires_at, created_at, created_at \
+             FROM UNNEST($2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::int8[], $7::text[], $8::timestamptz[], $9::timestamptz[]) \
+             AS t(id, user_id, quantity, seats, amount_cents, currency, expires_at, created_at)",
+        )
+        .bind(event.0)
+        .bind(&ids)
+        .bind(&users)
+        .bind(&qty)
+        .bind(&seats)
+        .bind(&amount)
+        .bind(&currency)
+        .bind(&expires)
+        .bind(&created)
+        .execute(&mut *tx)
+        .await?;
+        if !seat_ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO booking_seats (event_id, seat_id, booking_id) SELECT $1, seat_id, booking_id \
+                 FROM UNNEST($2::text[], $3::uuid[]) AS t(seat_id, booking_id)",
+            )
+            .bind(event.0)
+            .bind(&seat_ids)
+            .bind(&seat_bookings)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !keys.is_empty() {
+            // A key reused concurrently on another event keeps its first record; see the HTTP layer.
+            sqlx::query(
+                "INSERT INTO idempotency_keys (user_id, key, request_hash, booking_id, created_at) \
+                 SELECT user_id, key, request_hash, booking_id, $1 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::uuid[]) \
+                 AS t(user_id, key, request_hash, booking_id) ON CONFLICT DO NOTHING",
+            )
+            .bind(now)
+            .bind(&key_users)
+            .bind(&keys)
+            .bind(&hashes)
+            .bind(&key_bookings)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn commit_sqlite(
+    pool: &SqlitePool,
+    event: EventId,
+    epoch: i64,
+    ops: &[JournalOp],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let delta: i64 = ops.iter().map(JournalOp::delta).sum();
+    let mut tx = pool.begin().await?;
+    let fenced = sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected() != 1;
+    if fenced {
+        return Err(StoreError::Fenced);
+    }
+    apply_changes!(tx, ops, now);
+    for op in ops {
+        let JournalOp::Claim { booking: b, idempotency } = op else { continue };
+        sqlx::query(
+            "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9, $9)",
+        )
+        .bind(b.id.0)
+        .bind(event.0)
+        .bind(b.user_id.0)
+        .bind(b.quantity)
+        .bind(seats_json(b))
+        .bind(b.amount_cents)
+        .bind(&b.currency)
+        .bind(b.expires_at)
+        .bind(b.created_at)
+        .execute(&mut *tx)
+        .await?;
+        for s in &b.seats {
+            sqlx::query("INSERT INTO booking_seats (event_id, seat_id, booking_id) VALUES ($1, $2, $3)")
+                .bind(event.0)
+                .bind(s)
+                .bind(b.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((key, hash)) = idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (user_id, key, request_hash, booking_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(b.user_id.0)
+            .bind(key)
+            .bind(hash)
+            .bind(b.id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+

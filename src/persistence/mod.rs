@@ -1,0 +1,429 @@
+//! The store: one API over two engines. PostgreSQL is the production engine (and the only one
+//! several nodes can share); SQLite is the embedded default that needs no set-up. Both run the
+//! same SQL where the dialects agree (`$n` parameters work in both); the journal's batch write,
+//! the hot path, has one tuned implementation per engine (`journal.rs`).
+
+mod journal;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use uuid::Uuid;
+
+pub use journal::JournalOp;
+pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
+
+use crate::domain::booking::BookingStatus;
+use crate::domain::ids::{BookingId, EventId, UserId};
+use crate::domain::user::Role;
+use rows::{RawBooking, RawEvent, RawRefresh, RawUser};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. an e-mail already registered).
+    #[error("conflict on {0}")]
+    Conflict(String),
+    /// The event's owner epoch moved on: this node no longer owns the event, nothing was written.
+    #[error("fenced: this node no longer owns the event")]
+    Fenced,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Pg(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same code against whichever pool is configured; each arm is compiled for its engine.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Pg($pool) => $body,
+            Pool::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// A bind value for dynamically built queries.
+enum Arg {
+    Text(String),
+    Time(DateTime<Utc>),
+    Id(Uuid),
+    Int(i64),
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for a in $args {
+            q = match a {
+                Arg::Text(v) => q.bind(v),
+                Arg::Time(v) => q.bind(v),
+                Arg::Id(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Filters of the event list.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    pub words: Vec<String>,
+    pub venue: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub available_only: bool,
+    /// Keyset cursor: strictly after (starts_at, id).
+    pub after: Option<(DateTime<Utc>, EventId)>,
+    pub limit: u32,
+}
+
+/// Partial event update (fields left `None` are kept).
+#[derive(Debug, Default, Clone)]
+pub struct EventPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub venue: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub price_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub capacity: Option<i64>,
+    pub max_per_booking: Option<i64>,
+}
+
+fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        _ => StoreError::Db(e),
+    }
+}
+
+/// Escapes LIKE wildcards so user text matches literally.
+fn like_pattern(word: &str) -> String {
+    let mut s = String::with_capacity(word.len() + 2);
+    s.push('%');
+    for c in word.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}
+
+impl Store {
+    /// Connects (creating a SQLite file and its folder if needed) and runs the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let pool = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(opts);
+            Pool::Pg(pool)
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed batch survives power loss, not only a killed process.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(dir) = opts.get_filename().parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.min(8))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Pool::Sqlite(pool)
+        } else {
+            anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:");
+        };
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Pg(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Pool::Pg(_) => "postgres",
+            Pool::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+
+    // ---- users -------------------------------------------------------------------------
+
+    pub async fn insert_user(&self, u: &UserRow) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)";
+        on_pool!(self, p => sqlx::query(SQL)
+            .bind(u.id.0).bind(&u.email).bind(&u.password_hash).bind(u.role.as_str()).bind(u.created_at)
+            .execute(p).await.map(|r| r.rows_affected()))
+        .map_err(|e| conflict_or(e, "email"))?;
+        Ok(())
+    }
+
+    /// Creates the account as admin, or makes an existing one admin with this password.
+    pub async fn upsert_admin(&self, u: &UserRow) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, 'admin', $4) \
+             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, role = 'admin'";
+        on_pool!(self, p => sqlx::query(SQL).bind(u.id.0).bind(&u.email).bind(&u.password_hash).bind(u.created_at).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        const SQL: &str = "SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1";
+        let raw: Option<RawUser> = on_pool!(self, p => sqlx::query_as(SQL).bind(email).fetch_optional(p).await)?;
+        raw.map(UserRow::try_from).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>> {
+        const SQL: &str = "SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1";
+        let raw: Option<RawUser> = on_pool!(self, p => sqlx::query_as(SQL).bind(id.0).fetch_optional(p).await)?;
+        raw.map(UserRow::try_from).transpose()
+    }
+
+    // ---- refresh tokens ----------------------------------------------------------------
+
+    pub async fn insert_refresh_token(&self, t: &RefreshTokenRow) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)";
+        on_pool!(self, p => sqlx::query(SQL)
+            .bind(t.id).bind(t.user_id.0).bind(t.family_id).bind(&t.token_hash).bind(t.expires_at).bind(t.created_at)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn refresh_token_by_hash(&self, hash: &str) -> StoreResult<Option<RefreshTokenRow>> {
+        const SQL: &str = "SELECT id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at \
+             FROM refresh_tokens WHERE token_hash = $1";
+        let raw: Option<RawRefresh> = on_pool!(self, p => sqlx::query_as(SQL).bind(hash).fetch_optional(p).await)?;
+        Ok(raw.map(RefreshTokenRow::from))
+    }
+
+    /// Marks `old` spent and stores its successor in one transaction. `false` if `old` was
+    /// already spent or revoked (a concurrent refresh won), in which case nothing is written.
+    pub async fn rotate_refresh_token(&self, old: Uuid, new: &RefreshTokenRow, now: DateTime<Utc>) -> StoreResult<bool> {
+        const SPEND: &str = "UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL AND revoked_at IS NULL";
+        const INSERT: &str = "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)";
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let spent = sqlx::query(SPEND).bind(now).bind(old).execute(&mut *tx).await?.rows_affected();
+            if spent != 1 {
+                return Ok(false);
+            }
+            sqlx::query(INSERT)
+                .bind(new.id).bind(new.user_id.0).bind(new.family_id).bind(&new.token_hash).bind(new.expires_at).bind(new.created_at)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    pub async fn revoke_refresh_family(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        const SQL: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+        on_pool!(self, p => sqlx::query(SQL).bind(now).bind(family).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    // ---- events ------------------------------------------------------------------------
+
+    /// Stores a new event and, for a seated event, one row per seat.
+    pub async fn insert_event(&self, e: &EventRow) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO events (id, title, description, venue, starts_at, price_cents, currency, capacity, reserved, \
+             seat_map, max_per_booking, owner_epoch, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, 0, $11, $11)";
+        let seat_map = e.seat_map.as_ref().map(|m| serde_json::to_string(m).expect("seat map serialises"));
+        let seat_ids: Vec<String> = e.seat_ids();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(SQL)
+                .bind(e.id.0).bind(&e.title).bind(&e.description).bind(&e.venue).bind(e.starts_at).bind(e.price_cents)
+                .bind(&e.currency).bind(e.capacity).bind(&seat_map).bind(e.max_per_booking).bind(e.created_at)
+                .execute(&mut *tx).await?;
+            for chunk in seat_ids.chunks(500) {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO seats (event_id, seat_id) ");
+                qb.push_values(chunk, |mut b, s| {
+                    b.push_bind(e.id.0).push_bind(s);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
+    }
+
+    pub async fn event(&self, id: EventId) -> StoreResult<Option<EventRow>> {
+        let sql = format!("SELECT {} FROM events WHERE id = $1 AND deleted_at IS NULL", rows::EVENT_COLUMNS);
+        let raw: Option<RawEvent> = on_pool!(self, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?;
+        raw.map(EventRow::try_from).transpose()
+    }
+
+    pub async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<EventRow>> {
+        let mut sql = format!("SELECT {} FROM events WHERE deleted_at IS NULL", rows::EVENT_COLUMNS);
+        let mut args = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, a: Arg| {
+            args.push(a);
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+        };
+        for w in &f.words {
+            push(&mut sql, " AND LOWER(title || ' ' || description) LIKE ? ESCAPE '\\'", Arg::Text(like_pattern(w)));
+        }
+        if let Some(v) = &f.venue {
+            push(&mut sql, " AND LOWER(venue) = ?", Arg::Text(v.to_lowercase()));
+        }
+        if let Some(t) = f.from {
+            push(&mut sql, " AND starts_at >= ?", Arg::Time(t));
+        }
+        if let Some(t) = f.to {
+            push(&mut sql, " AND starts_at <= ?", Arg::Time(t));
+        }
+        if f.available_only {
+            sql.push_str(" AND reserved < capacity");
+        }
+        if let Some((t, id)) = f.after {
+            push(&mut sql, " AND (starts_at > ?", Arg::Time(t));
+            push(&mut sql, " OR (starts_at = ?", Arg::Time(t));
+            push(&mut sql, " AND id > ?))", Arg::Id(id.0));
+        }
+        push(&mut sql, " ORDER BY starts_at, id LIMIT ?", Arg::Int(f.limit as i64));
+        let raws: Vec<RawEvent> = on_pool!(self, p => bind_all!(sqlx::query_as(&sql), args).fetch_all(p).await)?;
+        raws.into_iter().map(EventRow::try_from).collect()
+    }
+
+    /// Takes ownership of an event for this node: bumps the fencing epoch so that any previous
+    /// owner's later writes are refused, and returns the event with its new epoch.
+    pub async fn take_ownership(&self, id: EventId, node: &str, now: DateTime<Utc>) -> StoreResult<Option<EventRow>> {
+        const SQL: &str = "UPDATE events SET owner_epoch = owner_epoch + 1, owner_node = $1, updated_at = $2 \
+             WHERE id = $3 AND deleted_at IS NULL";
+        let n = on_pool!(self, p => sqlx::query(SQL).bind(node).bind(now).bind(id.0).execute(p).await.map(|r| r.rows_affected()))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.event(id).await
+    }
+
+    /// Applies a partial update if this node still owns the event at `epoch`.
+    pub async fn update_event(&self, id: EventId, epoch: i64, patch: &EventPatch, now: DateTime<Utc>) -> StoreResult<()> {
+        const SQL: &str = "UPDATE events SET title = COALESCE($1, title), description = COALESCE($2, description), \
+             venue = COALESCE($3, venue), starts_at = COALESCE($4, starts_at), price_cents = COALESCE($5, price_cents), \
+             currency = COALESCE($6, currency), capacity = COALESCE($7, capacity), \
+             max_per_booking = COALESCE($8, max_per_booking), updated_at = $9 \
+             WHERE id = $10 AND owner_epoch = $11 AND deleted_at IS NULL";
+        let n = on_pool!(self, p => sqlx::query(SQL)
+            .bind(&patch.title).bind(&patch.description).bind(&patch.venue).bind(patch.starts_at).bind(patch.price_cents)
+            .bind(&patch.currency).bind(patch.capacity).bind(patch.max_per_booking).bind(now).bind(id.0).bind(epoch)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        if n == 1 { Ok(()) } else { Err(StoreError::Fenced) }
+    }
+
+    /// Soft-deletes an event this node owns that has no live booking.
+    pub async fn delete_event(&self, id: EventId, epoch: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        const SQL: &str = "UPDATE events SET deleted_at = $1, updated_at = $1 \
+             WHERE id = $2 AND owner_epoch = $3 AND deleted_at IS NULL AND reserved = 0";
+        let n = on_pool!(self, p => sqlx::query(SQL).bind(now).bind(id.0).bind(epoch).execute(p).await.map(|r| r.rows_affected()))?;
+        if n == 1 { Ok(()) } else { Err(StoreError::Fenced) }
+    }
+
+    // ---- bookings ----------------------------------------------------------------------
+
+    pub async fn live_bookings(&self, event: EventId) -> StoreResult<Vec<BookingRow>> {
+        let sql = format!("SELECT {} FROM bookings WHERE event_id = $1 AND status IN ('held', 'confirmed')", rows::BOOKING_COLUMNS);
+        let raws: Vec<RawBooking> = on_pool!(self, p => sqlx::query_as(&sql).bind(event.0).fetch_all(p).await)?;
+        raws.into_iter().map(BookingRow::try_from).collect()
+    }
+
+    pub async fn booking(&self, id: BookingId) -> StoreResult<Option<BookingRow>> {
+        let sql = format!("SELECT {} FROM bookings WHERE id = $1", rows::BOOKING_COLUMNS);
+        let raw: Option<RawBooking> = on_pool!(self, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?;
+        raw.map(BookingRow::try_from).transpose()
+    }
+
+    /// A user's bookings, newest first (ids are time-ordered UUIDv7), strictly before `before`.
+    pub async fn bookings_of(&self, user: UserId, before: Option<BookingId>, limit: u32) -> StoreResult<Vec<BookingRow>> {
+        let sql = format!(
+            "SELECT {} FROM bookings WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            rows::BOOKING_COLUMNS
+        );
+        let before = before.map(|b| b.0);
+        let raws: Vec<RawBooking> =
+            on_pool!(self, p => sqlx::query_as(&sql).bind(user.0).bind(before).bind(limit as i64).fetch_all(p).await)?;
+        raws.into_iter().map(BookingRow::try_from).collect()
+    }
+
+    /// The idempotency record of `(user, key)`: the request's hash and the booking it made.
+    pub async fn idempotency_record(&self, user: UserId, key: &str) -> StoreResult<Option<(String, BookingId)>> {
+        const SQL: &str = "SELECT request_hash, booking_id FROM idempotency_keys WHERE user_id = $1 AND key = $2";
+        let row: Option<(String, Uuid)> = on_pool!(self, p => sqlx::query_as(SQL).bind(user.0).bind(key).fetch_optional(p).await)?;
+        Ok(row.map(|(h, b)| (h, BookingId(b))))
+    }
+
+    /// Counters the database holds for an event: `(capacity, reserved, live seats in bookings)`.
+    /// Used by tests and the operators' consistency check.
+    pub async fn event_counters(&self, id: EventId) -> StoreResult<(i64, i64, i64)> {
+        const SQL: &str = "SELECT capacity, reserved, \
+             (SELECT COALESCE(SUM(quantity), 0) FROM bookings b WHERE b.event_id = e.id AND b.status IN ('held', 'confirmed')) \
+             FROM events e WHERE id = $1";
+        let row: (i64, i64, i64) = on_pool!(self, p => sqlx::query_as(SQL).bind(id.0).fetch_one(p).await)?;
+        Ok(row)
+    }
+
+    /// Writes one journal batch in one transaction, fenced by `epoch`.
+    pub async fn commit_batch(&self, event: EventId, epoch: i64, ops: &[JournalOp], now: DateTime<Utc>) -> StoreResult<()> {
+        match &self.pool {
+            Pool::Pg(p) => journal::commit_pg(p, event, epoch, ops, now).await,
+            Pool::Sqlite(p) => journal::commit_sqlite(p, event, epoch, ops, now).await,
+        }
+    }
+}
+
+impl BookingStatus {
+    fn from_db(s: &str) -> StoreResult<Self> {
+        Self::parse(s).ok_or_else(|| StoreError::Corrupt(format!("booking status {s:?}")))
+    }
+}
+
+impl Role {
+    fn from_db(s: &str) -> StoreResult<Self> {
+        Self::parse(s).ok_or_else(|| StoreError::Corrupt(format!("role {s:?}")))
+    }
+}
