@@ -86,14 +86,15 @@ impl TokenKeys {
     /// failed, for the problem's `detail`.
     pub fn verify(&self, token: &str) -> Result<Principal, &'static str> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => "token has expired",
-            ErrorKind::InvalidSignature => "token signature is invalid",
-            ErrorKind::InvalidAudience => "token audience is invalid",
-            ErrorKind::InvalidIssuer => "token issuer is invalid",
-            ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
-            _ => "token is malformed",
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => "token has expired",
+                ErrorKind::InvalidSignature => "token signature is invalid",
+                ErrorKind::InvalidAudience => "token audience is invalid",
+                ErrorKind::InvalidIssuer => "token issuer is invalid",
+                ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
+                _ => "token is malformed",
+            })?;
         let role = Role::parse(&data.claims.role).ok_or("token role is invalid")?;
         Ok(Principal { user_id: UserId(data.claims.sub), role })
     }
@@ -122,7 +123,10 @@ pub fn hash_refresh_token(token: &str) -> String {
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
     })
     .await?
 }
@@ -144,7 +148,9 @@ pub async fn verify_password(password: String, hash: Option<String>) -> bool {
         let ok = if hash.starts_with("$2") {
             bcrypt::verify(&password, hash).unwrap_or(false)
         } else {
-            PasswordHash::new(hash).map(|p| Argon2::default().verify_password(password.as_bytes(), &p).is_ok()).unwrap_or(false)
+            PasswordHash::new(hash)
+                .map(|p| Argon2::default().verify_password(password.as_bytes(), &p).is_ok())
+                .unwrap_or(false)
         };
         ok && known
     })

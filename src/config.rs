@@ -61,7 +61,12 @@ pub struct Config {
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
     /// Origins the web app is served from (comma-separated); `*` allows any.
-    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', default_value = "http://localhost:5173,http://127.0.0.1:5173")]
+    #[arg(
+        long,
+        env = "CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:5173,http://127.0.0.1:5173"
+    )]
     pub cors_origins: Vec<String>,
     /// `json` or `pretty`; defaults to pretty in development and json in production.
     #[arg(long, env = "LOG_FORMAT", value_enum)]
@@ -97,7 +102,8 @@ impl Default for Config {
 }
 
 /// Secrets that must never sign production tokens.
-const WEAK_SECRETS: &[&str] = &["secret", "changeme", "change-me", "jwt-secret", "your-secret-key", "development", "boxoffice"];
+const WEAK_SECRETS: &[&str] =
+    &["secret", "changeme", "change-me", "jwt-secret", "your-secret-key", "development", "boxoffice"];
 
 impl Config {
     /// Checks what clap cannot: cross-field rules and production's refusal of weak secrets.

@@ -34,10 +34,9 @@ impl Application {
         config.validate()?;
         let store = connect_store(&config).await?;
         bootstrap_admin(&store, &config).await?;
-        let node_id = config
-            .node_id
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}-{}", hostname(), std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        let node_id = config.node_id.clone().unwrap_or_else(|| {
+            format!("{}-{}-{}", hostname(), std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+        });
         let settings = EngineSettings {
             hold_ttl: config.hold_ttl(),
             tick: Duration::from_millis(config.hold_sweep_ms),
@@ -46,6 +45,13 @@ impl Application {
             node_id,
         };
         let registry = Registry::start(store.clone(), settings).await?;
+        let recovering = registry.clone();
+        tokio::spawn(async move {
+            match recovering.recover().await {
+                Ok(n) => tracing::info!(events = n, "event actors with holds started"),
+                Err(e) => tracing::warn!(error = %e, "could not start the actors of events with holds"),
+            }
+        });
         let secret = match &config.jwt_secret {
             Some(s) => s.as_bytes().to_vec(),
             None => {

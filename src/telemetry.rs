@@ -43,7 +43,10 @@ fn describe() {
     describe_histogram!("boxoffice_http_request_duration_seconds", "HTTP request latency by method and matched route");
     describe_gauge!("boxoffice_event_actors", "Event actors running");
     describe_counter!("boxoffice_actor_restarts_total", "Actors restarted by their supervisor after a failure");
-    describe_histogram!("boxoffice_claim_duration_seconds", "Claim latency inside the engine: received by the actor to answered after commit");
+    describe_histogram!(
+        "boxoffice_claim_duration_seconds",
+        "Claim latency inside the engine: received by the actor to answered after commit"
+    );
     describe_counter!("boxoffice_claims_total", "Claims by outcome (held, refused, invalid)");
     describe_histogram!("boxoffice_journal_batch_size", "Operations per journal batch");
     describe_histogram!("boxoffice_journal_commit_duration_seconds", "Time to write one journal batch");

@@ -48,6 +48,9 @@ pub enum EventMsg {
     /// The journal finished writing the in-flight batch.
     Committed(Result<(), String>, bool),
     Tick,
+    /// Makes the actor fail, to exercise its supervisor.
+    #[cfg(test)]
+    Crash,
 }
 
 pub struct EventActor;
@@ -138,11 +141,18 @@ impl EventState {
                     return Err(BookingError::Invalid(FieldErrors::single("seats", "must list at least one seat")));
                 }
                 if ids.len() > max as usize {
-                    return Err(BookingError::Invalid(FieldErrors::single("seats", format!("at most {max} seats per booking"))));
+                    return Err(BookingError::Invalid(FieldErrors::single(
+                        "seats",
+                        format!("at most {max} seats per booking"),
+                    )));
                 }
-                let unknown: Vec<&str> = ids.iter().filter(|id| map.seat_index(id).is_none()).map(String::as_str).collect();
+                let unknown: Vec<&str> =
+                    ids.iter().filter(|id| map.seat_index(id).is_none()).map(String::as_str).collect();
                 if !unknown.is_empty() {
-                    return Err(BookingError::Invalid(FieldErrors::single("seats", format!("unknown seat ids: {}", unknown.join(", ")))));
+                    return Err(BookingError::Invalid(FieldErrors::single(
+                        "seats",
+                        format!("unknown seat ids: {}", unknown.join(", ")),
+                    )));
                 }
                 ClaimSpec::Seats(ids.iter().filter_map(|id| map.seat_index(id)).collect())
             }
@@ -152,9 +162,9 @@ impl EventState {
         let map = self.inv.seat_map().cloned();
         let booking = self.inv.claim(id, cmd.user, spec, expires_at).map_err(|e| match e {
             ClaimError::SoldOut { available } => BookingError::SoldOut { available },
-            ClaimError::SeatsUnavailable(s) => {
-                BookingError::SeatsUnavailable(map.map(|m| s.iter().map(|&i| m.seat_id(i)).collect()).unwrap_or_default())
-            }
+            ClaimError::SeatsUnavailable(s) => BookingError::SeatsUnavailable(
+                map.map(|m| s.iter().map(|&i| m.seat_id(i)).collect()).unwrap_or_default(),
+            ),
             ClaimError::DuplicateSeat => BookingError::Invalid(FieldErrors::single("seats", "a seat is listed twice")),
             other => BookingError::Invalid(FieldErrors::single("quantity", other.to_string())),
         })?;
@@ -219,7 +229,7 @@ impl EventState {
                 self.publish();
                 self.flush(myself);
             }
-            Err(e) => {
+            Err(_) => {
                 // Memory must equal what is durable: undo the failed batch and everything queued
                 // after it, newest first, and let every claimer retry.
                 let queued = std::mem::take(&mut self.filling);
@@ -247,8 +257,6 @@ impl EventState {
                 if fenced {
                     tracing::warn!(event_id = %self.event.id, epoch = self.event.owner_epoch, "event owned elsewhere now; stopping");
                     myself.stop(Some("fenced".into()));
-                } else {
-                    let _ = e;
                 }
             }
         }
@@ -257,6 +265,58 @@ impl EventState {
                 let _ = d.send(());
             }
         }
+    }
+
+    fn accept_claim(
+        &mut self,
+        myself: &ActorRef<EventMsg>,
+        cmd: ClaimCmd,
+        reply: Reply<BookingRow>,
+        received: Instant,
+    ) {
+        match self.claim(&cmd, Utc::now()) {
+            Ok(row) => {
+                metrics::counter!("boxoffice_claims_total", "outcome" => "held").increment(1);
+                if let Some((key, hash)) = &cmd.idempotency {
+                    self.keys.insert((cmd.user, key.clone()), (hash.clone(), row.id, received));
+                }
+                self.not_durable.insert(row.id);
+                self.filling.undo.push(Undo::Claim(row.id));
+                self.filling.ops.push(JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
+                self.filling.waiters.push(Waiter::Booking(reply, row, received));
+                self.flush(myself);
+            }
+            Err(e) => {
+                let outcome = match e {
+                    BookingError::SoldOut { .. } | BookingError::SeatsUnavailable(_) => "refused",
+                    _ => "invalid",
+                };
+                metrics::counter!("boxoffice_claims_total", "outcome" => outcome).increment(1);
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// A claim whose idempotency key this actor has seen: the same request gets the same
+    /// booking (together with the first request if that is still being written), another
+    /// request under the same key is refused.
+    fn answer_repeat(&mut self, same_request: bool, id: BookingId, reply: Reply<BookingRow>, received: Instant) {
+        if !same_request {
+            let _ = reply.send(Err(BookingError::IdempotencyKeyReused));
+            return;
+        }
+        if self.not_durable.contains(&id) {
+            let batch = match &mut self.writing {
+                Some(w) if w.waiters.iter().any(|Waiter::Booking(_, r, _)| r.id == id) => w,
+                _ => &mut self.filling,
+            };
+            let row = batch.waiters.iter().map(|Waiter::Booking(_, r, _)| r).find(|r| r.id == id).cloned();
+            if let Some(row) = row {
+                batch.waiters.push(Waiter::Booking(reply, row, received));
+                return;
+            }
+        }
+        let _ = reply.send(Err(BookingError::Replay(id)));
     }
 
     fn expire(&mut self, myself: &ActorRef<EventMsg>) {
@@ -277,7 +337,6 @@ impl EventState {
         self.flush(myself);
     }
 }
-
 
 impl Actor for EventActor {
     type Msg = EventMsg;
@@ -308,11 +367,7 @@ impl Actor for EventActor {
             inv.restore(b.id, live).map_err(|e| format!("booking {} does not fit event {id}: {e}", b.id))?;
         }
         let initial = Snapshot { counts: inv.counts(), seat_map: inv.seat_map().cloned(), seats: inv.seat_states() };
-        let snapshot = ctx
-            .snapshots
-            .entry(id)
-            .or_insert_with(|| watch::channel(initial.clone()).0)
-            .clone();
+        let snapshot = ctx.snapshots.entry(id).or_insert_with(|| watch::channel(initial.clone()).0).clone();
         snapshot.send_replace(initial);
         let ticker = myself.send_interval(ctx.settings.tick, || EventMsg::Tick);
         metrics::gauge!("boxoffice_event_actors").increment(1.0);
@@ -341,55 +396,22 @@ impl Actor for EventActor {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: EventMsg, state: &mut EventState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: EventMsg,
+        state: &mut EventState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             EventMsg::Claim(cmd, reply) => {
                 let received = Instant::now();
                 state.last_activity = received;
-                if let Some((key, hash)) = &cmd.idempotency {
-                    if let Some((h, id, _)) = state.keys.get(&(cmd.user, key.clone())) {
-                        let id = *id;
-                        if h != hash {
-                            let _ = reply.send(Err(BookingError::IdempotencyKeyReused));
-                        } else if state.not_durable.contains(&id) {
-                            // Same request while the first is still being written: answer both together.
-                            let batch = match &mut state.writing {
-                                Some(w) if w.waiters.iter().any(|Waiter::Booking(_, r, _)| r.id == id) => w,
-                                _ => &mut state.filling,
-                            };
-                            let row = batch.waiters.iter().map(|Waiter::Booking(_, r, _)| r).find(|r| r.id == id).cloned();
-                            match row {
-                                Some(row) => batch.waiters.push(Waiter::Booking(reply, row, received)),
-                                None => {
-                                    let _ = reply.send(Err(BookingError::Replay(id)));
-                                }
-                            }
-                        } else {
-                            let _ = reply.send(Err(BookingError::Replay(id)));
-                        }
-                        return Ok(());
-                    }
-                }
-                match state.claim(&cmd, Utc::now()) {
-                    Ok(row) => {
-                        metrics::counter!("boxoffice_claims_total", "outcome" => "held").increment(1);
-                        if let Some((key, hash)) = &cmd.idempotency {
-                            state.keys.insert((cmd.user, key.clone()), (hash.clone(), row.id, received));
-                        }
-                        state.not_durable.insert(row.id);
-                        state.filling.undo.push(Undo::Claim(row.id));
-                        state.filling.ops.push(JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
-                        state.filling.waiters.push(Waiter::Booking(reply, row, received));
-                        state.flush(&myself);
-                    }
-                    Err(e) => {
-                        let outcome = match e {
-                            BookingError::SoldOut { .. } | BookingError::SeatsUnavailable(_) => "refused",
-                            _ => "invalid",
-                        };
-                        metrics::counter!("boxoffice_claims_total", "outcome" => outcome).increment(1);
-                        let _ = reply.send(Err(e));
-                    }
+                let earlier = cmd.idempotency.as_ref().and_then(|(key, hash)| {
+                    state.keys.get(&(cmd.user, key.clone())).map(|(h, id, _)| (h == hash, *id))
+                });
+                match earlier {
+                    Some((same_request, id)) => state.answer_repeat(same_request, id, reply, received),
+                    None => state.accept_claim(&myself, cmd, reply, received),
                 }
             }
             EventMsg::Cancel(row, reason, reply) => {
@@ -415,7 +437,12 @@ impl Actor for EventActor {
                     reason: Some(reason),
                 });
                 state.filling.undo.push(Undo::Release(row.id, live));
-                let updated = BookingRow { status: BookingStatus::Cancelled, cancel_reason: Some(reason), updated_at: now, ..row };
+                let updated = BookingRow {
+                    status: BookingStatus::Cancelled,
+                    cancel_reason: Some(reason),
+                    updated_at: now,
+                    ..row
+                };
                 state.filling.waiters.push(Waiter::Booking(reply, updated, Instant::now()));
                 state.flush(&myself);
             }
@@ -423,8 +450,12 @@ impl Actor for EventActor {
                 let _ = reply.send(update(state, &myself, patch).await);
             }
             EventMsg::Delete(reply) => {
-                if state.inv.live_bookings() > 0 || !state.not_durable.is_empty() || state.writing.is_some() {
+                if state.inv.live_bookings() > 0 {
                     let _ = reply.send(Err(BookingError::HasBookings));
+                    return Ok(());
+                }
+                if state.writing.is_some() || !state.filling.is_empty() {
+                    let _ = reply.send(Err(unavailable("the event's last changes are still being saved; retry")));
                     return Ok(());
                 }
                 match state.ctx.store.delete_event(state.event.id, state.event.owner_epoch, Utc::now()).await {
@@ -448,6 +479,8 @@ impl Actor for EventActor {
                 }
             }
             EventMsg::Committed(result, fenced) => state.committed(&myself, result, fenced),
+            #[cfg(test)]
+            EventMsg::Crash => return Err("crash requested by a test".into()),
             EventMsg::Tick => {
                 state.expire(&myself);
                 // Idempotency keys of durable claims are in the database; keep them a little
@@ -466,7 +499,11 @@ impl Actor for EventActor {
     }
 }
 
-async fn update(state: &mut EventState, myself: &ActorRef<EventMsg>, patch: EventPatch) -> Result<EventRow, BookingError> {
+async fn update(
+    state: &mut EventState,
+    myself: &ActorRef<EventMsg>,
+    patch: EventPatch,
+) -> Result<EventRow, BookingError> {
     state.last_activity = Instant::now();
     let seated = state.inv.is_seated();
     let mut errors = FieldErrors::default();

@@ -5,6 +5,8 @@
 
 mod event;
 mod registry;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

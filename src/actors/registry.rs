@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
 use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
 use tokio::sync::watch;
 
 use super::event::{ClaimCmd, EventActor, EventArgs, EventMsg, Reply};
@@ -33,7 +33,11 @@ struct SupervisorState {
 }
 
 impl SupervisorState {
-    async fn spawn(&mut self, myself: &ActorRef<SupervisorMsg>, id: EventId) -> Result<ActorRef<EventMsg>, BookingError> {
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: EventId,
+    ) -> Result<ActorRef<EventMsg>, BookingError> {
         let args = EventArgs { id, ctx: self.ctx.clone() };
         match Actor::spawn_linked(None, EventActor, args, myself.get_cell()).await {
             Ok((actor, _handle)) => {
@@ -67,11 +71,20 @@ impl Actor for EventSupervisor {
     type State = SupervisorState;
     type Arguments = (EngineContext, Actors);
 
-    async fn pre_start(&self, _myself: ActorRef<SupervisorMsg>, (ctx, actors): Self::Arguments) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        (ctx, actors): Self::Arguments,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         Ok(SupervisorState { ctx, actors, ids: HashMap::new() })
     }
 
-    async fn handle(&self, myself: ActorRef<SupervisorMsg>, msg: SupervisorMsg, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Start(id, reply) => {
                 let result = match state.actors.get(&id).map(|a| a.clone()) {
@@ -147,7 +160,8 @@ impl Registry {
         if let Some(a) = self.actors.get(&id) {
             return Ok(a.clone());
         }
-        let r = self.supervisor.call(|reply| SupervisorMsg::Start(id, reply), Some(self.ctx.settings.call_timeout)).await;
+        let r =
+            self.supervisor.call(|reply| SupervisorMsg::Start(id, reply), Some(self.ctx.settings.call_timeout)).await;
         call_failed(r)
     }
 
@@ -187,6 +201,16 @@ impl Registry {
         self.call(id, EventMsg::Delete).await
     }
 
+    /// Starts the actors of events that have holds, so that holds expire on time even if
+    /// nobody touches their event after a restart.
+    pub async fn recover(&self) -> Result<usize, BookingError> {
+        let ids = self.ctx.store.events_with_holds().await.map_err(|e| BookingError::Unavailable(e.to_string()))?;
+        for id in &ids {
+            self.actor(*id).await?;
+        }
+        Ok(ids.len())
+    }
+
     /// The last published availability of a running event actor, without messaging it.
     pub fn snapshot(&self, id: EventId) -> Option<Snapshot> {
         self.ctx.snapshots.get(&id).map(|s| s.borrow().clone())
@@ -207,6 +231,11 @@ impl Registry {
         self.ctx.snapshots.get(&id).map(|s| s.subscribe()).ok_or_else(|| BookingError::Unavailable("retry".into()))
     }
 
+    #[cfg(test)]
+    pub(crate) fn actor_ref(&self, id: EventId) -> Option<ActorRef<EventMsg>> {
+        self.actors.get(&id).map(|a| a.clone())
+    }
+
     pub fn running_actors(&self) -> usize {
         self.actors.len()
     }
@@ -218,5 +247,4 @@ impl Registry {
         futures::future::join_all(drains).await;
         self.supervisor.stop(Some("shutdown".into()));
     }
-
 }

@@ -7,7 +7,7 @@ use super::seatmap::{SeatMap, SeatMapSpec};
 
 pub const DEFAULT_MAX_PER_BOOKING: u32 = 10;
 pub const MAX_CAPACITY: u32 = 1_000_000;
-pub const MAX_PRICE_CENTS: i64 = 100_000_000_00;
+pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
 
 /// ISO 4217-shaped currency code (three upper-case letters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,13 +193,23 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported() {
-        let d = EventDraft { capacity: Some(0), max_per_booking: Some(0), currency: Some("euro".into()), ..Default::default() };
+        let d = EventDraft {
+            capacity: Some(0),
+            max_per_booking: Some(0),
+            currency: Some("euro".into()),
+            ..Default::default()
+        };
         let e = EventSpec::parse(d).unwrap_err();
         for f in ["title", "venue", "starts_at", "price_cents", "currency", "capacity", "max_per_booking"] {
             assert!(e.0.contains_key(f), "{f} missing in {e:?}");
         }
         let both = EventDraft {
-            seat_map: Some(serde_json::from_value(serde_json::json!({"sections": [{"name": "A", "rows": [{"label": "1", "seats": 3}]}]})).unwrap()),
+            seat_map: Some(
+                serde_json::from_value(
+                    serde_json::json!({"sections": [{"name": "A", "rows": [{"label": "1", "seats": 3}]}]}),
+                )
+                .unwrap(),
+            ),
             ..draft()
         };
         assert!(EventSpec::parse(both).unwrap_err().0.contains_key("seat_map"));

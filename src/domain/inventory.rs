@@ -342,8 +342,10 @@ mod tests {
         );
         assert!(inv.claim(BookingId::new(), u, ClaimSpec::Quantity(1), t(60)).is_ok());
         assert_eq!(inv.counts().available(), 0);
-        assert_eq!(inv.claim(BookingId::new(), u, ClaimSpec::Seats(vec![0]), t(60)).unwrap_err(),
-            ClaimError::SeatsOnGeneralAdmission);
+        assert_eq!(
+            inv.claim(BookingId::new(), u, ClaimSpec::Seats(vec![0]), t(60)).unwrap_err(),
+            ClaimError::SeatsOnGeneralAdmission
+        );
     }
 
     #[test]
@@ -374,8 +376,10 @@ mod tests {
             inv.claim(BookingId::new(), u, ClaimSpec::Seats(vec![2, 3]), t(60)).unwrap_err(),
             ClaimError::SeatsUnavailable(vec![2])
         );
-        assert_eq!(inv.claim(BookingId::new(), u, ClaimSpec::Seats(vec![4, 4]), t(60)).unwrap_err(),
-            ClaimError::DuplicateSeat);
+        assert_eq!(
+            inv.claim(BookingId::new(), u, ClaimSpec::Seats(vec![4, 4]), t(60)).unwrap_err(),
+            ClaimError::DuplicateSeat
+        );
         // Row R0 has seats 0, 3, 4 free: the best pair is 3-4.
         let b = inv.claim(BookingId::new(), u, ClaimSpec::Quantity(2), t(60)).unwrap();
         assert_eq!(b.seats, vec![3, 4]);
@@ -408,7 +412,8 @@ mod tests {
     fn check(inv: &Inventory) {
         let c = inv.counts();
         assert!(c.held + c.sold <= c.capacity);
-        let held: u32 = inv.live.values().filter(|b| matches!(b.holding, Holding::Held { .. })).map(|b| b.quantity).sum();
+        let held: u32 =
+            inv.live.values().filter(|b| matches!(b.holding, Holding::Held { .. })).map(|b| b.quantity).sum();
         let sold: u32 = inv.live.values().filter(|b| b.holding == Holding::Confirmed).map(|b| b.quantity).sum();
         assert_eq!((held, sold), (c.held, c.sold));
         assert_eq!(inv.expiries.len(), inv.live.values().filter(|b| matches!(b.holding, Holding::Held { .. })).count());
@@ -425,7 +430,8 @@ mod tests {
             let free = plan.states.iter().filter(|s| **s == SeatState::Free).count() as u32;
             assert_eq!(free, c.available());
             for (ri, row) in plan.map.rows().iter().enumerate() {
-                let f = (row.start..row.start + row.len).filter(|&s| plan.states[s as usize] == SeatState::Free).count();
+                let f =
+                    (row.start..row.start + row.len).filter(|&s| plan.states[s as usize] == SeatState::Free).count();
                 assert_eq!(plan.row_free[ri] as usize, f);
             }
         }
@@ -439,7 +445,12 @@ mod tests {
             match op {
                 Op::Claim { user, quantity } => {
                     let id = BookingId::new();
-                    let r = inv.claim(id, UserId(uuid::Uuid::from_u128(user as u128)), ClaimSpec::Quantity(quantity), now + Duration::seconds(60));
+                    let r = inv.claim(
+                        id,
+                        UserId(uuid::Uuid::from_u128(user as u128)),
+                        ClaimSpec::Quantity(quantity),
+                        now + Duration::seconds(60),
+                    );
                     match r {
                         Ok(b) => {
                             assert_eq!(b.quantity, quantity);
@@ -453,7 +464,15 @@ mod tests {
                 Op::ClaimSeats { user, seats } => {
                     let id = BookingId::new();
                     let valid: Vec<_> = seats.into_iter().filter(|&s| s < inv.capacity).collect();
-                    if inv.claim(id, UserId(uuid::Uuid::from_u128(user as u128)), ClaimSpec::Seats(valid), now + Duration::seconds(60)).is_ok() {
+                    if inv
+                        .claim(
+                            id,
+                            UserId(uuid::Uuid::from_u128(user as u128)),
+                            ClaimSpec::Seats(valid),
+                            now + Duration::seconds(60),
+                        )
+                        .is_ok()
+                    {
                         ids.push(id);
                     } else {
                         assert_eq!(inv.counts(), before, "a refused claim changed counts");

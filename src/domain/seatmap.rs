@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn best_available_prefers_a_centred_run_in_the_front_row() {
         let m = map(&[("S", "A", 10), ("S", "B", 10)]);
-        let free = vec![true; 20];
+        let free = [true; 20];
         let got = best_available(&m, |s| free[s as usize], &[10, 10], 4).unwrap();
         assert_eq!(got, vec![3, 4, 5, 6]);
     }

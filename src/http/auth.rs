@@ -61,7 +61,10 @@ pub struct RefreshBody {
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = UserView), (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem)))]
-async fn register(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<(StatusCode, Json<UserView>)> {
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<(StatusCode, Json<UserView>)> {
     let mut errors = FieldErrors::default();
     let email = Email::parse(body.email.as_deref().unwrap_or("")).map_err(|m| errors.add("email", m)).ok();
     let password = match body.password {
@@ -73,10 +76,18 @@ async fn register(State(state): State<AppState>, Json(body): Json<Credentials>) 
     };
     let (Some(email), Some(password)) = (email, password) else { return Err(Error::Validation(errors)) };
     let hash = auth::hash_password(password.expose().to_owned()).await?;
-    let user = UserRow { id: UserId::new(), email: email.as_str().to_owned(), password_hash: hash, role: Role::User, created_at: Utc::now() };
+    let user = UserRow {
+        id: UserId::new(),
+        email: email.as_str().to_owned(),
+        password_hash: hash,
+        role: Role::User,
+        created_at: Utc::now(),
+    };
     match state.store.insert_user(&user).await {
         Ok(()) => Ok((StatusCode::CREATED, Json(user.into()))),
-        Err(StoreError::Conflict(_)) => Err(Error::conflict("email_taken", "an account with this e-mail already exists")),
+        Err(StoreError::Conflict(_)) => {
+            Err(Error::conflict("email_taken", "an account with this e-mail already exists"))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -130,7 +141,8 @@ async fn issue(state: &AppState, user: &UserRow, family: Uuid, rotating: Option<
 
 /// Looks a refresh token up; a spent one is a reuse, which revokes its whole family.
 async fn usable_refresh_token(state: &AppState, token: Option<String>) -> Result<RefreshTokenRow> {
-    let token = token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Unauthorized("refresh_token is required".into()))?;
+    let token =
+        token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Unauthorized("refresh_token is required".into()))?;
     let row = state
         .store
         .refresh_token_by_hash(&hash_refresh_token(&token))
@@ -155,7 +167,11 @@ async fn usable_refresh_token(state: &AppState, token: Option<String>) -> Result
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
 async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<Json<TokenPair>> {
     let row = usable_refresh_token(&state, body.refresh_token).await?;
-    let user = state.store.user_by_id(row.user_id).await?.ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
+    let user = state
+        .store
+        .user_by_id(row.user_id)
+        .await?
+        .ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
     issue(&state, &user, row.family_id, Some(row.id)).await.map(Json)
 }
 
@@ -170,6 +186,10 @@ async fn logout(State(state): State<AppState>, Json(body): Json<RefreshBody>) ->
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem)))]
 async fn me(State(state): State<AppState>, AuthUser(p): AuthUser) -> Result<Json<UserView>> {
-    let user = state.store.user_by_id(p.user_id).await?.ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
+    let user = state
+        .store
+        .user_by_id(p.user_id)
+        .await?
+        .ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
     Ok(Json(user.into()))
 }

@@ -95,7 +95,11 @@ fn request_hash(event: Uuid, req: &ClaimRequest) -> String {
 }
 
 async fn replay(state: &AppState, id: BookingId) -> Result<(StatusCode, Json<BookingView>)> {
-    let b = state.store.booking(id).await?.ok_or_else(|| Error::Internal(anyhow::anyhow!("idempotency record points at missing booking {id}")))?;
+    let b = state
+        .store
+        .booking(id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("idempotency record points at missing booking {id}")))?;
     Ok((StatusCode::OK, Json(b.into())))
 }
 
@@ -121,10 +125,10 @@ async fn create_booking(
         (None, Some(s)) => ClaimRequest::Seats(s),
     };
     let idempotency = key.map(|k| (k, request_hash(event_id, &request)));
-    if let Some((key, hash)) = &idempotency {
-        if let Some((stored, booking)) = state.store.idempotency_record(p.user_id, key).await? {
-            return if &stored == hash { replay(&state, booking).await } else { Err(Error::IdempotencyKeyReused) };
-        }
+    if let Some((key, hash)) = &idempotency
+        && let Some((stored, booking)) = state.store.idempotency_record(p.user_id, key).await?
+    {
+        return if &stored == hash { replay(&state, booking).await } else { Err(Error::IdempotencyKeyReused) };
     }
     let cmd = ClaimCmd { user: p.user_id, request, idempotency };
     match state.registry.claim(EventId(event_id), cmd).await {
@@ -150,7 +154,11 @@ pub struct BookingPage {
 
 #[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, body = BookingPage), (status = 401, body = Problem)))]
-async fn list_bookings(State(state): State<AppState>, AuthUser(p): AuthUser, Query(q): Query<PageQuery>) -> Result<Json<BookingPage>> {
+async fn list_bookings(
+    State(state): State<AppState>,
+    AuthUser(p): AuthUser,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<BookingPage>> {
     let limit = page_limit(q.limit)?;
     let before = q
         .cursor
@@ -177,13 +185,21 @@ async fn visible_booking(state: &AppState, p: &Principal, id: Uuid) -> Result<Bo
 
 #[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = BookingView), (status = 404, body = Problem)))]
-async fn get_booking(State(state): State<AppState>, AuthUser(p): AuthUser, Path(id): Path<Uuid>) -> Result<Json<BookingView>> {
+async fn get_booking(
+    State(state): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<BookingView>> {
     Ok(Json(visible_booking(&state, &p, id).await?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = BookingView), (status = 404, body = Problem), (status = 409, description = "not_cancellable", body = Problem)))]
-async fn cancel_booking(State(state): State<AppState>, AuthUser(p): AuthUser, Path(id): Path<Uuid>) -> Result<Json<BookingView>> {
+async fn cancel_booking(
+    State(state): State<AppState>,
+    AuthUser(p): AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<BookingView>> {
     let b = visible_booking(&state, &p, id).await?;
     if !b.status.is_live() {
         return Err(BookingError::NotCancellable.into());

@@ -56,9 +56,13 @@ impl Error {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
-            Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
+            Error::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            }
             Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed"),
-            Error::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused"),
+            Error::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused")
+            }
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
@@ -112,7 +116,11 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Db(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_),
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
             ) => Error::Unavailable("the database is not reachable; retry shortly".into()),
             StoreError::Fenced => Error::Unavailable("the event moved to another node; retry".into()),
             StoreError::Conflict(what) => Error::conflict("conflict", format!("{what} already exists")),
@@ -136,7 +144,9 @@ impl From<BookingError> for Error {
                 extra: Some(("unavailable_seats", json!(seats))),
             },
             BookingError::Invalid(fields) => Error::Validation(fields),
-            BookingError::NotCancellable => Error::conflict("not_cancellable", "the booking is already expired or cancelled"),
+            BookingError::NotCancellable => {
+                Error::conflict("not_cancellable", "the booking is already expired or cancelled")
+            }
             BookingError::CapacityConflict { in_use } => Error::Conflict {
                 code: "capacity_conflict",
                 detail: format!("capacity may not drop below the {in_use} seats held or sold"),
@@ -181,18 +191,25 @@ pub async fn problemize(resp: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_problem = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let is_problem =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if is_problem {
         return resp;
     }
     let (code, title, detail) = match status {
         StatusCode::NOT_FOUND => ("not_found", "Not found", "no such resource"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed", "this method is not allowed on this resource"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "Payload too large", "request body is larger than 1 MiB"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "Method not allowed", "this method is not allowed on this resource")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "Payload too large", "request body is larger than 1 MiB")
+        }
         StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
             ("unavailable", "Service unavailable", "the request took too long; retry")
         }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "Unsupported media type", "unsupported content type"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "Unsupported media type", "unsupported content type")
+        }
         s if s.is_server_error() => ("internal", "Internal server error", "an internal error occurred"),
         _ => ("bad_request", "Bad request", "the request is not valid"),
     };

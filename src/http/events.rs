@@ -160,7 +160,11 @@ pub struct CreateEvent {
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = CreateEvent, security(("bearer" = [])),
     responses((status = 201, body = EventView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn create_event(State(state): State<AppState>, Admin(admin): Admin, Json(b): Json<CreateEvent>) -> Result<(StatusCode, Json<EventView>)> {
+async fn create_event(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Json(b): Json<CreateEvent>,
+) -> Result<(StatusCode, Json<EventView>)> {
     let spec = EventSpec::parse(EventDraft {
         title: b.title,
         description: b.description,
@@ -237,16 +241,17 @@ async fn update_event(
         venue: text(&mut e, "venue", b.venue, 200, true),
         starts_at: b.starts_at,
         price_cents: b.price_cents.map(|p| event::parse_price(&mut e, p)),
-        currency: b.currency.map(|c| Currency::parse(&c).map(|c| c.as_str().to_owned()).unwrap_or_else(|m| {
-            e.add("currency", m);
-            String::new()
-        })),
+        currency: b.currency.map(|c| {
+            Currency::parse(&c).map(|c| c.as_str().to_owned()).unwrap_or_else(|m| {
+                e.add("currency", m);
+                String::new()
+            })
+        }),
         capacity: b.capacity.map(|c| event::parse_capacity(&mut e, c) as i64),
-        max_per_booking: b.max_per_booking.map(|m| {
+        max_per_booking: b.max_per_booking.inspect(|&m| {
             if m < 1 {
                 e.add("max_per_booking", "must be at least 1");
             }
-            m
         }),
     };
     if b.seat_map.is_some() {
@@ -314,7 +319,11 @@ async fn seats(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Js
         let seats = (0..row.len)
             .map(|n| {
                 let idx = row.start + n;
-                SeatView { id: format!("{name}-{}-{}", row.label, n + 1), number: n + 1, status: states[idx as usize].as_str() }
+                SeatView {
+                    id: format!("{name}-{}-{}", row.label, n + 1),
+                    number: n + 1,
+                    status: states[idx as usize].as_str(),
+                }
             })
             .collect();
         sections.last_mut().expect("pushed above").rows.push(RowView { label: row.label.clone(), seats });

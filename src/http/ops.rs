@@ -37,7 +37,11 @@ pub struct Readiness {
     responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down", body = Problem)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error> {
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Readiness { status: "ready", store: state.store.engine(), event_actors: state.registry.running_actors() })),
+        Ok(Ok(())) => Ok(Json(Readiness {
+            status: "ready",
+            store: state.store.engine(),
+            event_actors: state.registry.running_actors(),
+        })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store is down");
             Err(Error::Unavailable(format!("store ({}) is not reachable", state.store.engine())))

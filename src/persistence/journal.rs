@@ -7,7 +7,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 
-
 use super::{BookingRow, StoreError, StoreResult};
 use crate::domain::booking::{BookingStatus, CancelReason};
 use crate::domain::ids::{BookingId, EventId};
@@ -17,7 +16,13 @@ pub enum JournalOp {
     /// A new held booking, with the idempotency record `(key, request hash)` that made it.
     Claim { booking: BookingRow, idempotency: Option<(String, String)> },
     /// A live booking leaves (expired or cancelled) and frees its seats.
-    Release { booking_id: BookingId, quantity: i64, was: BookingStatus, to: BookingStatus, reason: Option<CancelReason> },
+    Release {
+        booking_id: BookingId,
+        quantity: i64,
+        was: BookingStatus,
+        to: BookingStatus,
+        reason: Option<CancelReason>,
+    },
     /// A held booking is paid for.
     Confirm { booking_id: BookingId, ticket_code: String },
 }
@@ -34,9 +39,11 @@ impl JournalOp {
 
 const FENCE: &str = "UPDATE events SET reserved = reserved + $1, updated_at = $2 \
      WHERE id = $3 AND owner_epoch = $4 AND deleted_at IS NULL AND reserved + $1 <= capacity AND reserved + $1 >= 0";
-const RELEASE: &str = "UPDATE bookings SET status = $1, cancel_reason = $2, updated_at = $3 WHERE id = $4 AND status = $5";
+const RELEASE: &str =
+    "UPDATE bookings SET status = $1, cancel_reason = $2, updated_at = $3 WHERE id = $4 AND status = $5";
 const FREE_SEATS: &str = "DELETE FROM booking_seats WHERE booking_id = $1";
-const CONFIRM: &str = "UPDATE bookings SET status = 'confirmed', ticket_code = $1, updated_at = $2 WHERE id = $3 AND status = 'held'";
+const CONFIRM: &str =
+    "UPDATE bookings SET status = 'confirmed', ticket_code = $1, updated_at = $2 WHERE id = $3 AND status = 'held'";
 
 fn seats_json(b: &BookingRow) -> String {
     serde_json::to_string(&b.seats).expect("seat ids serialise")
@@ -68,7 +75,13 @@ macro_rules! apply_changes {
                     sqlx::query(FREE_SEATS).bind(booking_id.0).execute(&mut *$tx).await?;
                 }
                 JournalOp::Confirm { booking_id, ticket_code } => {
-                    let n = sqlx::query(CONFIRM).bind(ticket_code).bind($now).bind(booking_id.0).execute(&mut *$tx).await?.rows_affected();
+                    let n = sqlx::query(CONFIRM)
+                        .bind(ticket_code)
+                        .bind($now)
+                        .bind(booking_id.0)
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected();
                     if n != 1 {
                         return Err(mismatch("confirmation", *booking_id));
                     }
@@ -79,10 +92,18 @@ macro_rules! apply_changes {
     };
 }
 
-pub(super) async fn commit_pg(pool: &PgPool, event: EventId, epoch: i64, ops: &[JournalOp], now: DateTime<Utc>) -> StoreResult<()> {
+pub(super) async fn commit_pg(
+    pool: &PgPool,
+    event: EventId,
+    epoch: i64,
+    ops: &[JournalOp],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
-    let fenced = sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected() != 1;
+    let fenced =
+        sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected()
+            != 1;
     if fenced {
         return Err(StoreError::Fenced);
     }
@@ -186,7 +207,9 @@ pub(super) async fn commit_sqlite(
 ) -> StoreResult<()> {
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
-    let fenced = sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected() != 1;
+    let fenced =
+        sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected()
+            != 1;
     if fenced {
         return Err(StoreError::Fenced);
     }
@@ -233,4 +256,3 @@ pub(super) async fn commit_sqlite(
     tx.commit().await?;
     Ok(())
 }
-

@@ -148,10 +148,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            if let Some(dir) = opts.get_filename().parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)?;
-                }
+            if let Some(dir) = opts.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.min(8))
@@ -240,8 +240,14 @@ impl Store {
 
     /// Marks `old` spent and stores its successor in one transaction. `false` if `old` was
     /// already spent or revoked (a concurrent refresh won), in which case nothing is written.
-    pub async fn rotate_refresh_token(&self, old: Uuid, new: &RefreshTokenRow, now: DateTime<Utc>) -> StoreResult<bool> {
-        const SPEND: &str = "UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL AND revoked_at IS NULL";
+    pub async fn rotate_refresh_token(
+        &self,
+        old: Uuid,
+        new: &RefreshTokenRow,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        const SPEND: &str =
+            "UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL AND revoked_at IS NULL";
         const INSERT: &str = "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at) \
              VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)";
         on_pool!(self, p => {
@@ -343,7 +349,13 @@ impl Store {
     }
 
     /// Applies a partial update if this node still owns the event at `epoch`.
-    pub async fn update_event(&self, id: EventId, epoch: i64, patch: &EventPatch, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn update_event(
+        &self,
+        id: EventId,
+        epoch: i64,
+        patch: &EventPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         const SQL: &str = "UPDATE events SET title = COALESCE($1, title), description = COALESCE($2, description), \
              venue = COALESCE($3, venue), starts_at = COALESCE($4, starts_at), price_cents = COALESCE($5, price_cents), \
              currency = COALESCE($6, currency), capacity = COALESCE($7, capacity), \
@@ -367,9 +379,19 @@ impl Store {
     // ---- bookings ----------------------------------------------------------------------
 
     pub async fn live_bookings(&self, event: EventId) -> StoreResult<Vec<BookingRow>> {
-        let sql = format!("SELECT {} FROM bookings WHERE event_id = $1 AND status IN ('held', 'confirmed')", rows::BOOKING_COLUMNS);
+        let sql = format!(
+            "SELECT {} FROM bookings WHERE event_id = $1 AND status IN ('held', 'confirmed')",
+            rows::BOOKING_COLUMNS
+        );
         let raws: Vec<RawBooking> = on_pool!(self, p => sqlx::query_as(&sql).bind(event.0).fetch_all(p).await)?;
         raws.into_iter().map(BookingRow::try_from).collect()
+    }
+
+    /// Events with held bookings: their actors must run so the holds expire on time.
+    pub async fn events_with_holds(&self) -> StoreResult<Vec<EventId>> {
+        const SQL: &str = "SELECT DISTINCT event_id FROM bookings WHERE status = 'held'";
+        let ids: Vec<(Uuid,)> = on_pool!(self, p => sqlx::query_as(SQL).fetch_all(p).await)?;
+        Ok(ids.into_iter().map(|(id,)| EventId(id)).collect())
     }
 
     pub async fn booking(&self, id: BookingId) -> StoreResult<Option<BookingRow>> {
@@ -379,7 +401,12 @@ impl Store {
     }
 
     /// A user's bookings, newest first (ids are time-ordered UUIDv7), strictly before `before`.
-    pub async fn bookings_of(&self, user: UserId, before: Option<BookingId>, limit: u32) -> StoreResult<Vec<BookingRow>> {
+    pub async fn bookings_of(
+        &self,
+        user: UserId,
+        before: Option<BookingId>,
+        limit: u32,
+    ) -> StoreResult<Vec<BookingRow>> {
         let sql = format!(
             "SELECT {} FROM bookings WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
             rows::BOOKING_COLUMNS
@@ -393,7 +420,8 @@ impl Store {
     /// The idempotency record of `(user, key)`: the request's hash and the booking it made.
     pub async fn idempotency_record(&self, user: UserId, key: &str) -> StoreResult<Option<(String, BookingId)>> {
         const SQL: &str = "SELECT request_hash, booking_id FROM idempotency_keys WHERE user_id = $1 AND key = $2";
-        let row: Option<(String, Uuid)> = on_pool!(self, p => sqlx::query_as(SQL).bind(user.0).bind(key).fetch_optional(p).await)?;
+        let row: Option<(String, Uuid)> =
+            on_pool!(self, p => sqlx::query_as(SQL).bind(user.0).bind(key).fetch_optional(p).await)?;
         Ok(row.map(|(h, b)| (h, BookingId(b))))
     }
 
@@ -408,7 +436,13 @@ impl Store {
     }
 
     /// Writes one journal batch in one transaction, fenced by `epoch`.
-    pub async fn commit_batch(&self, event: EventId, epoch: i64, ops: &[JournalOp], now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn commit_batch(
+        &self,
+        event: EventId,
+        epoch: i64,
+        ops: &[JournalOp],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         match &self.pool {
             Pool::Pg(p) => journal::commit_pg(p, event, epoch, ops, now).await,
             Pool::Sqlite(p) => journal::commit_sqlite(p, event, epoch, ops, now).await,

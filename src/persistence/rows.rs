@@ -31,7 +31,13 @@ pub(super) struct RawUser {
 impl TryFrom<RawUser> for UserRow {
     type Error = StoreError;
     fn try_from(r: RawUser) -> StoreResult<Self> {
-        Ok(Self { id: UserId(r.id), email: r.email, password_hash: r.password_hash, role: Role::from_db(&r.role)?, created_at: r.created_at })
+        Ok(Self {
+            id: UserId(r.id),
+            email: r.email,
+            password_hash: r.password_hash,
+            role: Role::from_db(&r.role)?,
+            created_at: r.created_at,
+        })
     }
 }
 
@@ -201,7 +207,8 @@ pub(super) struct RawBooking {
 impl TryFrom<RawBooking> for BookingRow {
     type Error = StoreError;
     fn try_from(r: RawBooking) -> StoreResult<Self> {
-        let seats = serde_json::from_str(&r.seats).map_err(|e| StoreError::Corrupt(format!("seats of booking {}: {e}", r.id)))?;
+        let seats = serde_json::from_str(&r.seats)
+            .map_err(|e| StoreError::Corrupt(format!("seats of booking {}: {e}", r.id)))?;
         let cancel_reason = r
             .cancel_reason
             .map(|c| CancelReason::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("cancel reason {c:?}"))))

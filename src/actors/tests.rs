@@ -1,0 +1,125 @@
+//! The actor layer against a real (SQLite) store: supervision, restarts, idleness, and what a
+//! failed journal write leaves behind.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::*;
+use crate::domain::ids::{EventId, UserId};
+use crate::domain::user::Role;
+use crate::persistence::{EventRow, UserRow};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    registry: Registry,
+    user: UserId,
+    event: EventId,
+}
+
+async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()), 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let user = UserId::new();
+    let now = Utc::now();
+    store
+        .insert_user(&UserRow { id: user, email: format!("{user}@t.io"), password_hash: "x".into(), role: Role::User, created_at: now })
+        .await
+        .unwrap();
+    let event = EventId::new();
+    store
+        .insert_event(&EventRow {
+            id: event,
+            title: "t".into(),
+            description: String::new(),
+            venue: "v".into(),
+            starts_at: now,
+            price_cents: 100,
+            currency: "EUR".into(),
+            capacity,
+            reserved: 0,
+            seat_map: None,
+            max_per_booking: capacity,
+            owner_epoch: 0,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let mut s = EngineSettings {
+        hold_ttl: Duration::from_secs(600),
+        tick: Duration::from_millis(50),
+        idle_timeout: Duration::from_secs(3600),
+        call_timeout: Duration::from_secs(5),
+        node_id: "test".into(),
+    };
+    settings(&mut s);
+    let registry = Registry::start(store.clone(), s).await.unwrap();
+    Fixture { _dir: dir, store, registry, user, event }
+}
+
+fn claim(user: UserId, q: u32) -> ClaimCmd {
+    ClaimCmd { user, request: ClaimRequest::Quantity(q), idempotency: None }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_failed_actor_is_restarted_and_rebuilds_its_inventory() {
+    let f = fixture(10, |_| {}).await;
+    let metrics = crate::telemetry::metrics_handle();
+    f.registry.claim(f.event, claim(f.user, 3)).await.unwrap();
+    let first = f.registry.actor_ref(f.event).unwrap();
+    first.cast(EventMsg::Crash).unwrap();
+    eventually("a new actor", || f.registry.actor_ref(f.event).is_some_and(|a| a.get_id() != first.get_id())).await;
+    // The replacement loaded the durable hold: 7 left, not 10.
+    assert_eq!(f.registry.snapshot(f.event).unwrap().counts.available(), 7);
+    f.registry.claim(f.event, claim(f.user, 7)).await.unwrap();
+    assert_eq!(f.registry.claim(f.event, claim(f.user, 1)).await.unwrap_err(), BookingError::SoldOut { available: 0 });
+    assert_eq!(f.store.event_counters(f.event).await.unwrap(), (10, 10, 10));
+    assert!(metrics.render().contains("boxoffice_actor_restarts_total"));
+}
+
+#[tokio::test]
+async fn an_idle_actor_stops_and_starts_again_on_demand() {
+    let f = fixture(5, |s| s.idle_timeout = Duration::from_millis(200)).await;
+    f.registry.snapshot_started(f.event).await.unwrap();
+    assert_eq!(f.registry.running_actors(), 1);
+    eventually("the idle actor to stop", || f.registry.running_actors() == 0).await;
+    f.registry.claim(f.event, claim(f.user, 2)).await.unwrap();
+    // It holds seats now, so it stays up for their expiry.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(f.registry.running_actors(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_write_is_undone_in_memory_and_answered_with_503() {
+    let f = fixture(5, |_| {}).await;
+    f.registry.claim(f.event, claim(f.user, 1)).await.unwrap();
+    f.store.close().await; // every later write fails
+    let err = f.registry.claim(f.event, claim(f.user, 2)).await.unwrap_err();
+    assert!(matches!(err, BookingError::Unavailable(_)), "{err:?}");
+    // Only the durable claim is still counted.
+    assert_eq!(f.registry.snapshot(f.event).unwrap().counts.available(), 4);
+}
+
+#[tokio::test]
+async fn holds_expire_through_the_journal() {
+    let f = fixture(4, |s| s.hold_ttl = Duration::from_millis(300)).await;
+    f.registry.claim(f.event, claim(f.user, 4)).await.unwrap();
+    assert_eq!(f.registry.snapshot(f.event).unwrap().counts.available(), 0);
+    eventually("the hold to expire", || f.registry.snapshot(f.event).is_some_and(|s| s.counts.available() == 4)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while f.store.event_counters(f.event).await.unwrap() != (4, 0, 0) {
+        assert!(tokio::time::Instant::now() < deadline, "expiry never reached the store");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

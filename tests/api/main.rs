@@ -1,0 +1,19 @@
+//! Integration tests of the HTTP API (API.md), run against SQLite and PostgreSQL.
+//!
+//! PostgreSQL: `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a
+//! server where each test creates (and afterwards drops) its own `bx_test_*` database. If the
+//! server is unreachable the PostgreSQL tests fail; they never skip.
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod bookings;
+mod concurrency;
+mod crash;
+mod events;
+mod expiry;
+mod fencing;
+mod hygiene;
+mod ops;
+mod tokens;
