@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 
-use super::{BookingError, EngineContext, Snapshot};
+use super::{BookingError, EngineContext, Snapshot, StatusChange};
 use crate::domain::FieldErrors;
 use crate::domain::booking::{BookingStatus, CancelReason};
 use crate::domain::ids::{BookingId, EventId, UserId};
@@ -75,6 +75,8 @@ struct Batch {
     ops: Vec<JournalOp>,
     undo: Vec<Undo>,
     waiters: Vec<Waiter>,
+    /// Status changes to announce once durable.
+    changes: Vec<StatusChange>,
 }
 
 impl Batch {
@@ -192,8 +194,9 @@ impl EventState {
         if self.writing.is_some() || self.filling.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.filling);
-        let ops = batch.ops.clone();
+        let mut batch = std::mem::take(&mut self.filling);
+        // The writer owns the operations; the actor keeps what it needs to answer or undo.
+        let ops = std::mem::take(&mut batch.ops);
         self.writing = Some(batch);
         let store = self.ctx.store.clone();
         let (event, epoch) = (self.event.id, self.event.owner_epoch);
@@ -216,10 +219,14 @@ impl EventState {
         let Some(batch) = self.writing.take() else { return };
         match result {
             Ok(()) => {
-                for op in &batch.ops {
-                    if let JournalOp::Claim { booking, .. } = op {
-                        self.not_durable.remove(&booking.id);
+                for u in &batch.undo {
+                    if let Undo::Claim(id) = u {
+                        self.not_durable.remove(id);
                     }
+                }
+                for change in &batch.changes {
+                    // Nobody listening is fine.
+                    let _ = self.ctx.status_changes.send(*change);
                 }
                 for w in batch.waiters {
                     let Waiter::Booking(port, row, received) = w;
@@ -283,6 +290,7 @@ impl EventState {
                 self.not_durable.insert(row.id);
                 self.filling.undo.push(Undo::Claim(row.id));
                 self.filling.ops.push(JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
+                self.filling.changes.push(StatusChange { booking: row.id, status: BookingStatus::Held });
                 self.filling.waiters.push(Waiter::Booking(reply, row, received));
                 self.flush(myself);
             }
@@ -332,6 +340,7 @@ impl EventState {
                 reason: None,
             });
             self.filling.undo.push(Undo::Release(id, live));
+            self.filling.changes.push(StatusChange { booking: id, status: BookingStatus::Expired });
             metrics::counter!("boxoffice_holds_expired_total").increment(1);
         }
         self.flush(myself);
@@ -437,6 +446,7 @@ impl Actor for EventActor {
                     reason: Some(reason),
                 });
                 state.filling.undo.push(Undo::Release(row.id, live));
+                state.filling.changes.push(StatusChange { booking: row.id, status: BookingStatus::Cancelled });
                 let updated = BookingRow {
                     status: BookingStatus::Cancelled,
                     cancel_reason: Some(reason),
@@ -489,7 +499,8 @@ impl Actor for EventActor {
                 let not_durable = &state.not_durable;
                 state.keys.retain(|_, (_, id, at)| not_durable.contains(id) || at.elapsed() < horizon);
                 let idle = state.last_activity.elapsed() >= state.ctx.settings.idle_timeout;
-                if idle && !state.inv.has_holds() && state.writing.is_none() && state.filling.is_empty() {
+                let watched = state.snapshot.receiver_count() > 0;
+                if idle && !watched && !state.inv.has_holds() && state.writing.is_none() && state.filling.is_empty() {
                     tracing::debug!(event_id = %state.event.id, "event actor idle; stopping");
                     myself.stop(Some("idle".into()));
                 }

@@ -67,9 +67,17 @@ pub struct Snapshot {
     pub seats: Option<Arc<Vec<SeatState>>>,
 }
 
+/// A booking's status became durable (for live status streams).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    pub booking: crate::domain::ids::BookingId,
+    pub status: crate::domain::booking::BookingStatus,
+}
+
 #[derive(Clone)]
 pub(crate) struct EngineContext {
     pub store: Store,
     pub settings: EngineSettings,
     pub snapshots: Arc<dashmap::DashMap<crate::domain::ids::EventId, tokio::sync::watch::Sender<Snapshot>>>,
+    pub status_changes: tokio::sync::broadcast::Sender<StatusChange>,
 }

@@ -141,7 +141,8 @@ fn call_failed<T>(r: Result<CallResult<Result<T, BookingError>>, impl std::fmt::
 
 impl Registry {
     pub async fn start(store: Store, settings: EngineSettings) -> anyhow::Result<Self> {
-        let ctx = EngineContext { store, settings, snapshots: Arc::new(DashMap::new()) };
+        let (status_changes, _) = tokio::sync::broadcast::channel(4096);
+        let ctx = EngineContext { store, settings, snapshots: Arc::new(DashMap::new()), status_changes };
         let actors: Actors = Arc::new(DashMap::new());
         let (supervisor, _) = Actor::spawn(None, EventSupervisor, (ctx.clone(), actors.clone())).await?;
         Ok(Self { actors, supervisor, ctx })
@@ -234,6 +235,11 @@ impl Registry {
     #[cfg(test)]
     pub(crate) fn actor_ref(&self, id: EventId) -> Option<ActorRef<EventMsg>> {
         self.actors.get(&id).map(|a| a.clone())
+    }
+
+    /// Durable booking status changes of every event this process owns.
+    pub fn status_changes(&self) -> tokio::sync::broadcast::Receiver<super::StatusChange> {
+        self.ctx.status_changes.subscribe()
     }
 
     pub fn running_actors(&self) -> usize {

@@ -25,7 +25,13 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
     let user = UserId::new();
     let now = Utc::now();
     store
-        .insert_user(&UserRow { id: user, email: format!("{user}@t.io"), password_hash: "x".into(), role: Role::User, created_at: now })
+        .insert_user(&UserRow {
+            id: user,
+            email: format!("{user}@t.io"),
+            password_hash: "x".into(),
+            role: Role::User,
+            created_at: now,
+        })
         .await
         .unwrap();
     let event = EventId::new();

@@ -8,6 +8,7 @@ pub mod error;
 mod events;
 mod extract;
 mod ops;
+mod streams;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +90,9 @@ pub fn router(state: AppState) -> Router {
         .merge(bookings::router())
         .merge(ops::router())
         .split_for_parts();
+    let (streams, streams_doc) = OpenApiRouter::new().merge(streams::router()).split_for_parts();
+    let mut openapi = openapi;
+    openapi.merge(streams_doc);
     let openapi = Arc::new(openapi);
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
@@ -102,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        // Streams live longer than any request timeout, so they join below it.
+        .merge(streams.layer(middleware::from_fn(track)))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

@@ -129,7 +129,7 @@ pub(super) async fn commit_pg(
             Vec::with_capacity(n),
         );
         let (mut seat_ids, mut seat_bookings) = (Vec::new(), Vec::new());
-        let (mut key_users, mut keys, mut hashes, mut key_bookings) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut keys, mut hashes) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (b, idem) in &claims {
             ids.push(b.id.0);
             users.push(b.user_id.0);
@@ -143,18 +143,18 @@ pub(super) async fn commit_pg(
                 seat_ids.push(s.clone());
                 seat_bookings.push(b.id.0);
             }
-            if let Some((key, hash)) = idem {
-                key_users.push(b.user_id.0);
-                keys.push(key.clone());
-                hashes.push(hash.clone());
-                key_bookings.push(b.id.0);
-            }
+            let (key, hash) = idem.as_ref().map(|(k, h)| (Some(k.clone()), Some(h.clone()))).unwrap_or_default();
+            keys.push(key);
+            hashes.push(hash);
         }
         sqlx::query(
-            "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, expires_at, created_at, updated_at) \
-             SELECT id, $1, user_id, quantity, seats, 'held', amount_cents, currency, expires_at, created_at, created_at \
-             FROM UNNEST($2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::int8[], $7::text[], $8::timestamptz[], $9::timestamptz[]) \
-             AS t(id, user_id, quantity, seats, amount_cents, currency, expires_at, created_at)",
+            "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, expires_at, \
+             idempotency_key, request_hash, created_at, updated_at) \
+             SELECT id, $1, user_id, quantity, seats, 'held', amount_cents, currency, expires_at, idempotency_key, request_hash, \
+             created_at, created_at \
+             FROM UNNEST($2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::int8[], $7::text[], $8::timestamptz[], $9::text[], \
+             $10::text[], $11::timestamptz[]) \
+             AS t(id, user_id, quantity, seats, amount_cents, currency, expires_at, idempotency_key, request_hash, created_at)",
         )
         .bind(event.0)
         .bind(&ids)
@@ -164,6 +164,8 @@ pub(super) async fn commit_pg(
         .bind(&amount)
         .bind(&currency)
         .bind(&expires)
+        .bind(&keys)
+        .bind(&hashes)
         .bind(&created)
         .execute(&mut *tx)
         .await?;
@@ -175,21 +177,6 @@ pub(super) async fn commit_pg(
             .bind(event.0)
             .bind(&seat_ids)
             .bind(&seat_bookings)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !keys.is_empty() {
-            // A key reused concurrently on another event keeps its first record; see the HTTP layer.
-            sqlx::query(
-                "INSERT INTO idempotency_keys (user_id, key, request_hash, booking_id, created_at) \
-                 SELECT user_id, key, request_hash, booking_id, $1 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::uuid[]) \
-                 AS t(user_id, key, request_hash, booking_id) ON CONFLICT DO NOTHING",
-            )
-            .bind(now)
-            .bind(&key_users)
-            .bind(&keys)
-            .bind(&hashes)
-            .bind(&key_bookings)
             .execute(&mut *tx)
             .await?;
         }
@@ -217,8 +204,8 @@ pub(super) async fn commit_sqlite(
     for op in ops {
         let JournalOp::Claim { booking: b, idempotency } = op else { continue };
         sqlx::query(
-            "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9, $9)",
+            "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, expires_at, \
+             idempotency_key, request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9, $10, $11, $11)",
         )
         .bind(b.id.0)
         .bind(event.0)
@@ -228,6 +215,8 @@ pub(super) async fn commit_sqlite(
         .bind(b.amount_cents)
         .bind(&b.currency)
         .bind(b.expires_at)
+        .bind(idempotency.as_ref().map(|(k, _)| k))
+        .bind(idempotency.as_ref().map(|(_, h)| h))
         .bind(b.created_at)
         .execute(&mut *tx)
         .await?;
@@ -238,19 +227,6 @@ pub(super) async fn commit_sqlite(
                 .bind(b.id.0)
                 .execute(&mut *tx)
                 .await?;
-        }
-        if let Some((key, hash)) = idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (user_id, key, request_hash, booking_id, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(b.user_id.0)
-            .bind(key)
-            .bind(hash)
-            .bind(b.id.0)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         }
     }
     tx.commit().await?;

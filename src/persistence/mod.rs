@@ -419,7 +419,9 @@ impl Store {
 
     /// The idempotency record of `(user, key)`: the request's hash and the booking it made.
     pub async fn idempotency_record(&self, user: UserId, key: &str) -> StoreResult<Option<(String, BookingId)>> {
-        const SQL: &str = "SELECT request_hash, booking_id FROM idempotency_keys WHERE user_id = $1 AND key = $2";
+        // Two claims racing with one key on two events may both succeed; the first one answers.
+        const SQL: &str = "SELECT request_hash, id FROM bookings \
+             WHERE user_id = $1 AND idempotency_key = $2 ORDER BY id LIMIT 1";
         let row: Option<(String, Uuid)> =
             on_pool!(self, p => sqlx::query_as(SQL).bind(user.0).bind(key).fetch_optional(p).await)?;
         Ok(row.map(|(h, b)| (h, BookingId(b))))
@@ -429,7 +431,7 @@ impl Store {
     /// Used by tests and the operators' consistency check.
     pub async fn event_counters(&self, id: EventId) -> StoreResult<(i64, i64, i64)> {
         const SQL: &str = "SELECT capacity, reserved, \
-             (SELECT COALESCE(SUM(quantity), 0) FROM bookings b WHERE b.event_id = e.id AND b.status IN ('held', 'confirmed')) \
+             (SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM bookings b WHERE b.event_id = e.id AND b.status IN ('held', 'confirmed')) \
              FROM events e WHERE id = $1";
         let row: (i64, i64, i64) = on_pool!(self, p => sqlx::query_as(SQL).bind(id.0).fetch_one(p).await)?;
         Ok(row)
