@@ -1,6 +1,6 @@
 //! The seed's sample events, loaded only on request (`boxoffice seed` or `--seed`).
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 
 use crate::domain::ids::EventId;
 use crate::persistence::{EventFilter, EventRow, Store};
@@ -28,7 +28,7 @@ pub async fn load(store: &Store) -> anyhow::Result<usize> {
         if existing.iter().any(|e| e.title == *title) {
             continue;
         }
-        let now = Utc::now();
+        let now = crate::domain::now();
         let starts_at =
             (now + Duration::days(*days)).date_naive().and_hms_opt(19, 30, 0).expect("valid time").and_utc();
         store

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::net::TcpListener;
 
 use crate::actors::{EngineSettings, Registry};
@@ -118,7 +117,7 @@ async fn bootstrap_admin(store: &Store, config: &Config) -> anyhow::Result<()> {
             email: email.as_str().to_owned(),
             password_hash: hash,
             role: Role::Admin,
-            created_at: Utc::now(),
+            created_at: crate::domain::now(),
         })
         .await?;
     tracing::info!(email = email.as_str(), "admin account ready");

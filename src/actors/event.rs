@@ -203,7 +203,11 @@ impl EventState {
         let me = myself.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = if ops.is_empty() { Ok(()) } else { store.commit_batch(event, epoch, &ops, Utc::now()).await };
+            let result = if ops.is_empty() {
+                Ok(())
+            } else {
+                store.commit_batch(event, epoch, &ops, crate::domain::now()).await
+            };
             metrics::histogram!("boxoffice_journal_batch_size").record(ops.len() as f64);
             metrics::histogram!("boxoffice_journal_commit_duration_seconds").record(started.elapsed().as_secs_f64());
             let fenced = matches!(result, Err(StoreError::Fenced));
@@ -281,7 +285,7 @@ impl EventState {
         reply: Reply<BookingRow>,
         received: Instant,
     ) {
-        match self.claim(&cmd, Utc::now()) {
+        match self.claim(&cmd, crate::domain::now()) {
             Ok(row) => {
                 metrics::counter!("boxoffice_claims_total", "outcome" => "held").increment(1);
                 if let Some((key, hash)) = &cmd.idempotency {
@@ -328,7 +332,7 @@ impl EventState {
     }
 
     fn expire(&mut self, myself: &ActorRef<EventMsg>) {
-        let now = Utc::now();
+        let now = crate::domain::now();
         let due: Vec<BookingId> = self.inv.due(now).into_iter().filter(|id| !self.not_durable.contains(id)).collect();
         for id in due {
             let Some(live) = self.inv.release(&id) else { continue };
@@ -356,7 +360,7 @@ impl Actor for EventActor {
         let EventArgs { id, ctx } = args;
         let event = ctx
             .store
-            .take_ownership(id, &ctx.settings.node_id, Utc::now())
+            .take_ownership(id, &ctx.settings.node_id, crate::domain::now())
             .await?
             .ok_or(BookingError::EventNotFound)?;
         let mut inv = match event.parsed_seat_map()? {
@@ -437,7 +441,7 @@ impl Actor for EventActor {
                     Holding::Confirmed => BookingStatus::Confirmed,
                     Holding::Held { .. } => BookingStatus::Held,
                 };
-                let now = Utc::now();
+                let now = crate::domain::now();
                 state.filling.ops.push(JournalOp::Release {
                     booking_id: row.id,
                     quantity: live.quantity as i64,
@@ -468,7 +472,8 @@ impl Actor for EventActor {
                     let _ = reply.send(Err(unavailable("the event's last changes are still being saved; retry")));
                     return Ok(());
                 }
-                match state.ctx.store.delete_event(state.event.id, state.event.owner_epoch, Utc::now()).await {
+                match state.ctx.store.delete_event(state.event.id, state.event.owner_epoch, crate::domain::now()).await
+                {
                     Ok(()) => {
                         let _ = reply.send(Ok(()));
                         myself.stop(Some("deleted".into()));
@@ -516,24 +521,33 @@ async fn update(
     patch: EventPatch,
 ) -> Result<EventRow, BookingError> {
     state.last_activity = Instant::now();
-    let seated = state.inv.is_seated();
-    let mut errors = FieldErrors::default();
-    if seated && patch.capacity.is_some() {
-        errors.add("capacity", "a seated event's capacity is its seat count");
-    }
-    let capacity = patch.capacity.map(|c| c as u32).unwrap_or(state.inv.counts().capacity);
-    let max = patch.max_per_booking.unwrap_or(state.event.max_per_booking);
-    if max > capacity as i64 {
-        errors.add("max_per_booking", "must not exceed the capacity");
-    }
-    if !errors.is_empty() {
-        return Err(BookingError::Invalid(errors));
+    let mut patch = patch;
+    if state.inv.is_seated() && patch.capacity.is_some() {
+        return Err(BookingError::Invalid(FieldErrors::single(
+            "capacity",
+            "a seated event's capacity is its seat count",
+        )));
     }
     let previous = state.inv.counts().capacity;
+    let capacity = patch.capacity.map(|c| c as u32).unwrap_or(previous);
+    if capacity < previous {
+        let in_use = state.inv.counts().held + state.inv.counts().sold;
+        if capacity < in_use {
+            return Err(BookingError::CapacityConflict { in_use });
+        }
+    }
+    match patch.max_per_booking {
+        Some(max) if max > capacity as i64 => {
+            return Err(BookingError::Invalid(FieldErrors::single("max_per_booking", "must not exceed the capacity")));
+        }
+        // The limit follows a capacity that drops below it: it is never above capacity.
+        None if state.event.max_per_booking > capacity as i64 => patch.max_per_booking = Some(capacity as i64),
+        _ => {}
+    }
     if patch.capacity.is_some() {
         state.inv.set_capacity(capacity).map_err(|in_use| BookingError::CapacityConflict { in_use })?;
     }
-    match state.ctx.store.update_event(state.event.id, state.event.owner_epoch, &patch, Utc::now()).await {
+    match state.ctx.store.update_event(state.event.id, state.event.owner_epoch, &patch, crate::domain::now()).await {
         Ok(()) => {}
         Err(e) => {
             let _ = state.inv.set_capacity(previous);

@@ -17,7 +17,7 @@ use crate::domain::seatmap::SeatMap;
 use crate::persistence::Store;
 
 pub use event::{ClaimCmd, ClaimRequest, EventMsg};
-pub use registry::Registry;
+pub use registry::{KeyGuard, Registry};
 
 /// Business outcomes an actor answers with (never an actor failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,10 +15,26 @@ use tokio::sync::watch;
 use super::event::{ClaimCmd, EventActor, EventArgs, EventMsg, Reply};
 use super::{BookingError, EngineContext, EngineSettings, Snapshot};
 use crate::domain::booking::CancelReason;
-use crate::domain::ids::EventId;
+use crate::domain::ids::{EventId, UserId};
 use crate::persistence::{BookingRow, EventPatch, EventRow, Store};
 
 type Actors = Arc<DashMap<EventId, ActorRef<EventMsg>>>;
+type KeysInFlight = Arc<DashMap<(UserId, String), (String, usize)>>;
+
+/// Holds an idempotency key for the duration of one claim (see `Registry::reserve_key`).
+pub struct KeyGuard {
+    keys: KeysInFlight,
+    key: (UserId, String),
+}
+
+impl Drop for KeyGuard {
+    fn drop(&mut self) {
+        self.keys.remove_if_mut(&self.key, |_, (_, n)| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
 
 pub enum SupervisorMsg {
     Start(EventId, RpcReplyPort<Result<ActorRef<EventMsg>, BookingError>>),
@@ -126,6 +142,7 @@ impl Actor for EventSupervisor {
 #[derive(Clone)]
 pub struct Registry {
     actors: Actors,
+    keys_in_flight: KeysInFlight,
     supervisor: ActorRef<SupervisorMsg>,
     ctx: EngineContext,
 }
@@ -145,7 +162,7 @@ impl Registry {
         let ctx = EngineContext { store, settings, snapshots: Arc::new(DashMap::new()), status_changes };
         let actors: Actors = Arc::new(DashMap::new());
         let (supervisor, _) = Actor::spawn(None, EventSupervisor, (ctx.clone(), actors.clone())).await?;
-        Ok(Self { actors, supervisor, ctx })
+        Ok(Self { actors, keys_in_flight: Arc::new(DashMap::new()), supervisor, ctx })
     }
 
     pub fn store(&self) -> &Store {
@@ -183,6 +200,21 @@ impl Registry {
             }
         }
         Err(BookingError::Unavailable("the event is restarting; retry".into()))
+    }
+
+    /// Marks `(user, key)` as in use by a request with `hash` until the guard drops. Another
+    /// request under the same key with a different hash is refused while this one runs; once
+    /// it has run, its booking (and so the key) is in the store, where the caller looks next.
+    /// This closes the race of one key sent to two events at once, within this process.
+    pub fn reserve_key(&self, user: UserId, key: &str, hash: &str) -> Result<KeyGuard, BookingError> {
+        let k = (user, key.to_owned());
+        let mut entry = self.keys_in_flight.entry(k.clone()).or_insert_with(|| (hash.to_owned(), 0));
+        if entry.0 != hash {
+            return Err(BookingError::IdempotencyKeyReused);
+        }
+        entry.1 += 1;
+        drop(entry);
+        Ok(KeyGuard { keys: self.keys_in_flight.clone(), key: k })
     }
 
     pub async fn claim(&self, id: EventId, cmd: ClaimCmd) -> Result<BookingRow, BookingError> {

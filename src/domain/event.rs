@@ -109,7 +109,7 @@ impl EventSpec {
         let title = parse_text(&mut e, "title", d.title.as_deref(), 200, true);
         let description = parse_text(&mut e, "description", d.description.as_deref(), 10_000, false);
         let venue = parse_text(&mut e, "venue", d.venue.as_deref(), 200, true);
-        let starts_at = d.starts_at.unwrap_or_else(|| {
+        let starts_at = d.starts_at.map(super::at_store_precision).unwrap_or_else(|| {
             e.add("starts_at", "is required");
             DateTime::UNIX_EPOCH
         });

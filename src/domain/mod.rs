@@ -10,6 +10,19 @@ pub mod user;
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// The current time at the precision both stores keep (microseconds), so that what a response
+/// says is exactly what a later read returns.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A client's timestamp at the stores' precision.
+pub fn at_store_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
 /// Field name → human message, rendered as the `errors` member of a 422 problem.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FieldErrors(pub BTreeMap<String, String>);

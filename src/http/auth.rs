@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -81,7 +80,7 @@ async fn register(
         email: email.as_str().to_owned(),
         password_hash: hash,
         role: Role::User,
-        created_at: Utc::now(),
+        created_at: crate::domain::now(),
     };
     match state.store.insert_user(&user).await {
         Ok(()) => Ok((StatusCode::CREATED, Json(user.into()))),
@@ -109,7 +108,7 @@ async fn login(State(state): State<AppState>, Json(body): Json<Credentials>) -> 
 
 /// Issues an access token and a refresh token of `family`; `rotating` is the spent token's id.
 async fn issue(state: &AppState, user: &UserRow, family: Uuid, rotating: Option<Uuid>) -> Result<TokenPair> {
-    let now = Utc::now();
+    let now = crate::domain::now();
     let (token, hash) = new_refresh_token();
     let row = RefreshTokenRow {
         id: Uuid::now_v7(),
@@ -148,7 +147,7 @@ async fn usable_refresh_token(state: &AppState, token: Option<String>) -> Result
         .refresh_token_by_hash(&hash_refresh_token(&token))
         .await?
         .ok_or_else(|| Error::Unauthorized("refresh token is not valid".into()))?;
-    let now = Utc::now();
+    let now = crate::domain::now();
     if row.revoked_at.is_some() {
         return Err(Error::Unauthorized("refresh token was revoked".into()));
     }
@@ -179,7 +178,7 @@ async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshBody>) -
     responses((status = 204, description = "the refresh token's session is revoked"), (status = 401, body = Problem)))]
 async fn logout(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<StatusCode> {
     let row = usable_refresh_token(&state, body.refresh_token).await?;
-    state.store.revoke_refresh_family(row.family_id, Utc::now()).await?;
+    state.store.revoke_refresh_family(row.family_id, crate::domain::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

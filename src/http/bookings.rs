@@ -125,6 +125,9 @@ async fn create_booking(
         (None, Some(s)) => ClaimRequest::Seats(s),
     };
     let idempotency = key.map(|k| (k, request_hash(event_id, &request)));
+    // Reserve the key first, then look in the store: a concurrent request with another body is
+    // either still in flight (refused here) or already durable (found below).
+    let _guard = idempotency.as_ref().map(|(k, h)| state.registry.reserve_key(p.user_id, k, h)).transpose()?;
     if let Some((key, hash)) = &idempotency
         && let Some((stored, booking)) = state.store.idempotency_record(p.user_id, key).await?
     {

@@ -177,7 +177,7 @@ async fn create_event(
         max_per_booking: b.max_per_booking,
     })
     .map_err(Error::Validation)?;
-    let now = Utc::now();
+    let now = crate::domain::now();
     let row = EventRow {
         id: EventId::new(),
         title: spec.title,
@@ -239,7 +239,7 @@ async fn update_event(
         title: text(&mut e, "title", b.title, 200, true),
         description: text(&mut e, "description", b.description, 10_000, false),
         venue: text(&mut e, "venue", b.venue, 200, true),
-        starts_at: b.starts_at,
+        starts_at: b.starts_at.map(crate::domain::at_store_precision),
         price_cents: b.price_cents.map(|p| event::parse_price(&mut e, p)),
         currency: b.currency.map(|c| {
             Currency::parse(&c).map(|c| c.as_str().to_owned()).unwrap_or_else(|m| {

@@ -27,6 +27,9 @@ async fn register_login_me(backend: Backend) {
     let tokens = tokens_of(&body);
     assert_ne!(tokens.access, tokens.refresh);
 
+    // Addresses are case-insensitive at login too.
+    expect_json(app.login_response(&email.to_uppercase(), PASSWORD).await, 200).await;
+
     let wrong = app.login_response(&email, "not-the-password").await;
     assert_problem(wrong, 401, "invalid_credentials").await;
     let unknown = app.login_response(&unique_email("nobody"), PASSWORD).await;
@@ -37,11 +40,12 @@ async fn register_login_me(backend: Backend) {
     assert_eq!(me["email"], email.as_str());
     assert_eq!(me["role"], "user");
 
-    // The bootstrapped admin logs in and is an admin.
-    let admin = app.admin_token().await;
-    let me = expect_json(app.get("/auth/me", Some(&admin)).await, 200).await;
+    // The bootstrapped admin logs in and is an admin; their token may create events.
+    let admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let me = expect_json(app.get("/auth/me", Some(&admin.access)).await, 200).await;
     assert_eq!(me["email"], ADMIN_EMAIL);
     assert_eq!(me["role"], "admin");
+    expect_json(app.create_event(&admin.access, &event_body(json!({"capacity": 3}))).await, 201).await;
 }
 
 async fn register_validation(backend: Backend) {
@@ -61,8 +65,12 @@ async fn register_validation(backend: Backend) {
     let empty = assert_problem(app.post("/auth/register", None, &json!({})).await, 422, "validation_failed").await;
     assert!(empty["errors"]["email"].is_string() && empty["errors"]["password"].is_string(), "{empty}");
 
-    let no_password =
-        assert_problem(app.post("/auth/register", None, &json!({"email": unique_email("np")})).await, 422, "validation_failed").await;
+    let no_password = assert_problem(
+        app.post("/auth/register", None, &json!({"email": unique_email("np")})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     assert!(no_password["errors"]["password"].is_string(), "{no_password}");
 
     // Nothing was created by the refused requests: a valid registration still works.

@@ -12,8 +12,10 @@ both_backends!(
     hold_refusals,
     seated_holds,
     idempotent_holds,
+    idempotency_key_reused_concurrently,
     booking_lists_and_access,
     cancel_bookings,
+    concurrent_cancels_release_once,
 );
 
 fn parse_ts(v: &Value) -> DateTime<Utc> {
@@ -57,7 +59,10 @@ async fn hold_by_quantity(backend: Backend) {
     assert_eq!(b["currency"], event["currency"]);
     assert!(b["ticket_code"].is_null(), "ticket_code before payment: {b}");
     let expires = parse_ts(&b["expires_at"]);
-    assert!(expires > before + Duration::seconds(590) && expires < Utc::now() + Duration::seconds(610), "default hold is 10 minutes: {expires}");
+    assert!(
+        expires > before + Duration::seconds(590) && expires < Utc::now() + Duration::seconds(610),
+        "default hold is 10 minutes: {expires}"
+    );
 
     assert_eq!(app.available(id).await, 7);
     let again = app.hold_ok(&user.token, id, &json!({"quantity": 7})).await;
@@ -70,7 +75,15 @@ async fn hold_by_quantity(backend: Backend) {
     for f in ["id", "event_id", "user_id", "quantity", "seats", "status", "amount_cents", "currency", "ticket_code"] {
         assert_eq!(read[f], b[f], "{f} differs on read");
     }
-    assert_eq!(parse_ts(&read["expires_at"]), expires);
+    assert_eq!(
+        parse_ts(&read["expires_at"]),
+        expires,
+        "expires_at reads back differently from the 201 (stored at another precision?)"
+    );
+    assert_eq!(
+        read["created_at"], b["created_at"],
+        "created_at reads back differently from the 201 (stored at another precision?)"
+    );
 }
 
 async fn hold_refusals(backend: Backend) {
@@ -82,7 +95,8 @@ async fn hold_refusals(backend: Backend) {
 
     let zero = assert_problem(app.hold(&user, id, &json!({"quantity": 0}), None).await, 422, "validation_failed").await;
     assert!(zero["errors"]["quantity"].is_string(), "{zero}");
-    let many = assert_problem(app.hold(&user, id, &json!({"quantity": 11}), None).await, 422, "validation_failed").await;
+    let many =
+        assert_problem(app.hold(&user, id, &json!({"quantity": 11}), None).await, 422, "validation_failed").await;
     assert!(many["errors"]["quantity"].is_string(), "{many}");
     assert_problem(app.hold(&user, id, &json!({}), None).await, 422, "validation_failed").await;
     // Seat ids on a general-admission event.
@@ -167,7 +181,8 @@ async fn seated_holds(backend: Backend) {
             }
         }
     }
-    let mut expected: HashSet<String> = ["Stalls-A-3", "Stalls-A-4", "Stalls-A-5"].iter().map(|s| s.to_string()).collect();
+    let mut expected: HashSet<String> =
+        ["Stalls-A-3", "Stalls-A-4", "Stalls-A-5"].iter().map(|s| s.to_string()).collect();
     expected.extend(seats);
     assert_eq!(held, expected);
 
@@ -222,7 +237,11 @@ async fn idempotent_holds(backend: Backend) {
     let mut ids = HashSet::new();
     for resp in answers {
         let status = resp.status().as_u16();
-        assert!(status == 200 || status == 201, "duplicate answered {status}: {}", resp.text().await.unwrap_or_default());
+        assert!(
+            status == 200 || status == 201,
+            "duplicate answered {status}: {}",
+            resp.text().await.unwrap_or_default()
+        );
         let body = expect_json(resp, status).await;
         ids.insert(str_of(&body["id"]).to_owned());
     }
@@ -271,14 +290,25 @@ async fn booking_lists_and_access(backend: Backend) {
     }
 
     // Paginated.
-    let page1 = expect_json(app.client.get(app.api("/bookings")).bearer_auth(&ann).query(&[("limit", "2")]).send().await.unwrap(), 200).await;
-    let cursor = str_of(&page1["next_cursor"]).to_owned();
-    let page2 = expect_json(
-        app.client.get(app.api("/bookings")).bearer_auth(&ann).query(&[("limit", "2"), ("cursor", cursor.as_str())]).send().await.unwrap(),
+    let page1 = expect_json(
+        app.client.get(app.api("/bookings")).bearer_auth(&ann).query(&[("limit", "2")]).send().await.unwrap(),
         200,
     )
     .await;
-    let mut walked: Vec<String> = page1["items"].as_array().unwrap().iter().map(|b| str_of(&b["id"]).to_owned()).collect();
+    let cursor = str_of(&page1["next_cursor"]).to_owned();
+    let page2 = expect_json(
+        app.client
+            .get(app.api("/bookings"))
+            .bearer_auth(&ann)
+            .query(&[("limit", "2"), ("cursor", cursor.as_str())])
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let mut walked: Vec<String> =
+        page1["items"].as_array().unwrap().iter().map(|b| str_of(&b["id"]).to_owned()).collect();
     walked.extend(page2["items"].as_array().unwrap().iter().map(|b| str_of(&b["id"]).to_owned()));
     assert_eq!(walked, newest_first);
     assert!(page2["next_cursor"].is_null(), "last page: {page2}");
@@ -338,4 +368,67 @@ async fn cancel_bookings(backend: Backend) {
 
     let nobody = uuid::Uuid::new_v4().to_string();
     assert_problem(app.cancel(&ann, &nobody).await, 404, "not_found").await;
+}
+
+/// The same key sent at once for two different requests (here: two events) must not make two
+/// bookings: one is held, the other is `idempotency_key_reused`, as it would be one after the other.
+async fn idempotency_key_reused_concurrently(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.user_token().await;
+    let first = app.create_ga_event(100).await;
+    let second = app.create_ga_event(100).await;
+    let (a, b) = (str_of(&first["id"]).to_owned(), str_of(&second["id"]).to_owned());
+
+    for round in 0..10 {
+        let key = format!("race-{round}");
+        let one = json!({"quantity": 1});
+        let (ra, rb) = tokio::join!(app.hold(&ann, &a, &one, Some(&key)), app.hold(&ann, &b, &one, Some(&key)));
+        let (sa, sb) = (ra.status().as_u16(), rb.status().as_u16());
+        let (ba, bb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
+        let mut statuses = [sa, sb];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [201, 422],
+            "round {round}: one Idempotency-Key, two different requests at once: {sa} {ba} / {sb} {bb}"
+        );
+        let refused = if sa == 422 { &ba } else { &bb };
+        assert_eq!(refused["code"], "idempotency_key_reused", "round {round}: {refused}");
+    }
+    let (_, reserved_a, _) = app.counters(&a).await;
+    let (_, reserved_b, _) = app.counters(&b).await;
+    assert_eq!(reserved_a + reserved_b, 10, "one booking per key");
+}
+
+/// Many cancellations of one booking at once: exactly one succeeds and the seats are freed once.
+async fn concurrent_cancels_release_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.user_token().await;
+    let admin = app.admin_token().await;
+    let event = app.create_ga_event(10).await;
+    let id = str_of(&event["id"]);
+    let keep = app.hold_ok(&ann, id, &json!({"quantity": 3})).await;
+    let b = app.hold_ok(&ann, id, &json!({"quantity": 4})).await;
+    let bid = str_of(&b["id"]);
+
+    let answers = futures::future::join_all((0..12).map(|i| {
+        let token = if i % 3 == 0 { admin.clone() } else { ann.clone() };
+        let app = &app;
+        async move { app.cancel(&token, bid).await }
+    }))
+    .await;
+    let mut ok = 0;
+    for resp in answers {
+        match resp.status().as_u16() {
+            200 => ok += 1,
+            409 => {
+                assert_problem(resp, 409, "not_cancellable").await;
+            }
+            other => panic!("cancel answered {other}: {}", resp.text().await.unwrap_or_default()),
+        }
+    }
+    assert_eq!(ok, 1, "one cancellation succeeds");
+    assert_eq!(app.available(id).await, 7);
+    assert_eq!(app.counters(id).await, (10, 3, 3));
+    assert_eq!(expect_json(app.booking(&ann, str_of(&keep["id"])).await, 200).await["status"], "held");
 }

@@ -16,13 +16,19 @@ const USERS: usize = 100;
 
 /// Fires every request at once (up to `concurrency` in flight) and returns
 /// (request body, status, response body).
-async fn fire(app: &TestApp, requests: Vec<(String, Value)>, event_id: &str, concurrency: usize) -> Vec<(Value, u16, Value)> {
+async fn fire(
+    app: &TestApp,
+    requests: Vec<(String, Value)>,
+    event_id: &str,
+    concurrency: usize,
+) -> Vec<(Value, u16, Value)> {
     futures::stream::iter(requests)
         .map(|(token, body)| async move {
             let resp = app.hold(&token, event_id, &body, None).await;
             let status = resp.status().as_u16();
             let text = resp.text().await.expect("body");
-            let json: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}, body not JSON: {text}"));
+            let json: Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}, body not JSON: {text}"));
             (body, status, json)
         })
         .buffer_unordered(concurrency)
@@ -36,7 +42,8 @@ async fn general_admission_rush(backend: Backend) {
     let event = app.create_ga_event(500).await;
     let id = str_of(&event["id"]).to_owned();
 
-    let requests: Vec<(String, Value)> = (0..2000).map(|i| (users[i % USERS].token.clone(), json!({"quantity": 1}))).collect();
+    let requests: Vec<(String, Value)> =
+        (0..2000).map(|i| (users[i % USERS].token.clone(), json!({"quantity": 1}))).collect();
     let started = std::time::Instant::now();
     let answers = fire(&app, requests, &id, 2000).await;
     eprintln!("[{backend:?}] 2000 concurrent GA holds answered in {:?}", started.elapsed());
@@ -99,9 +106,11 @@ async fn seated_rush(backend: Backend) {
             201 => {
                 ok += 1;
                 assert_eq!(body["status"], "held");
-                let seats: Vec<String> = body["seats"].as_array().unwrap().iter().map(|s| str_of(s).to_owned()).collect();
+                let seats: Vec<String> =
+                    body["seats"].as_array().unwrap().iter().map(|s| str_of(s).to_owned()).collect();
                 assert_eq!(seats.len(), 2, "{body}");
-                let mut wanted: Vec<String> = asked["seats"].as_array().unwrap().iter().map(|s| str_of(s).to_owned()).collect();
+                let mut wanted: Vec<String> =
+                    asked["seats"].as_array().unwrap().iter().map(|s| str_of(s).to_owned()).collect();
                 let mut got = seats.clone();
                 wanted.sort();
                 got.sort();
@@ -116,10 +125,14 @@ async fn seated_rush(backend: Backend) {
             }
             409 => {
                 assert_eq!(body["code"], "seats_unavailable", "{body}");
-                let taken = body["unavailable_seats"].as_array().unwrap_or_else(|| panic!("no unavailable_seats: {body}"));
+                let taken =
+                    body["unavailable_seats"].as_array().unwrap_or_else(|| panic!("no unavailable_seats: {body}"));
                 assert!(!taken.is_empty(), "{body}");
                 for t in taken {
-                    assert!(asked["seats"].as_array().unwrap().contains(t), "unavailable seat {t} was not asked for: {body}");
+                    assert!(
+                        asked["seats"].as_array().unwrap().contains(t),
+                        "unavailable seat {t} was not asked for: {body}"
+                    );
                 }
             }
             other => panic!("unexpected status {other}: {body}"),
@@ -140,7 +153,11 @@ async fn seated_rush(backend: Backend) {
     let distinct: HashSet<&String> = seat_rows.iter().map(|(s, _)| s).collect();
     assert_eq!(distinct.len(), seat_rows.len(), "a seat is in two booking_seats rows");
     for (seat, booking) in &seat_rows {
-        assert_eq!(seat_owner.get(seat), Some(&booking.to_string()), "seat {seat} belongs to an unacknowledged booking");
+        assert_eq!(
+            seat_owner.get(seat),
+            Some(&booking.to_string()),
+            "seat {seat} belongs to an unacknowledged booking"
+        );
     }
     pool.close().await;
 

@@ -65,13 +65,16 @@ fn start_binary(db_url: &str, dir: &Path, name: &str) -> Server {
 async fn wait_healthy(client: &Client, server: &mut Server) {
     let start = Instant::now();
     loop {
-        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("boxoffice exited with {status} before answering /healthz:\n{}", std::fs::read_to_string(&server.log).unwrap_or_default());
+            panic!(
+                "boxoffice exited with {status} before answering /healthz:\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -90,7 +93,14 @@ enum Outcome {
     NotSent,
 }
 
-async fn hold(client: &Client, base: &str, token: &str, event: &str, quantity: u32, key: &str) -> Result<(u16, Value), reqwest::Error> {
+async fn hold(
+    client: &Client,
+    base: &str,
+    token: &str,
+    event: &str,
+    quantity: u32,
+    key: &str,
+) -> Result<(u16, Value), reqwest::Error> {
     let resp = client
         .post(format!("{base}/api/v1/events/{event}/bookings"))
         .bearer_auth(token)
@@ -118,7 +128,13 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
     for _ in 0..4 {
         let id = UserId::new();
         store
-            .insert_user(&UserRow { id, email: unique_email("crash"), password_hash: "minted".into(), role: Role::User, created_at: Utc::now() })
+            .insert_user(&UserRow {
+                id,
+                email: unique_email("crash"),
+                password_hash: "minted".into(),
+                role: Role::User,
+                created_at: Utc::now(),
+            })
             .await
             .unwrap();
         tokens.push(sign_token(&claims_for(id.0, "user", 900)));
@@ -130,7 +146,13 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
         .await
         .unwrap();
     let admin = tokens_of(&expect_json(login, 200).await).access;
-    let created = client.post(format!("{}/api/v1/events", first.base)).bearer_auth(&admin).json(&event_body(json!({"capacity": CAPACITY}))).send().await.unwrap();
+    let created = client
+        .post(format!("{}/api/v1/events", first.base))
+        .bearer_auth(&admin)
+        .json(&event_body(json!({"capacity": CAPACITY})))
+        .send()
+        .await
+        .unwrap();
     let event = expect_json(created, 201).await;
     let event_id = str_of(&event["id"]).to_owned();
 
@@ -143,7 +165,8 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
         tokio::spawn(async move {
             futures::stream::iter(0..1000usize)
                 .map(|i| {
-                    let (client, base, token, event_id) = (client.clone(), base.clone(), tokens[i % tokens.len()].clone(), event_id.clone());
+                    let (client, base, token, event_id) =
+                        (client.clone(), base.clone(), tokens[i % tokens.len()].clone(), event_id.clone());
                     let (answered, stop) = (answered.clone(), stop.clone());
                     async move {
                         let key = format!("crash-{i}");
@@ -169,7 +192,8 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
         assert!(start.elapsed() < Duration::from_secs(60), "the rush did not reach 150 answers");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first.child.id() as i32), nix::sys::signal::Signal::SIGKILL).expect("SIGKILL");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first.child.id() as i32), nix::sys::signal::Signal::SIGKILL)
+        .expect("SIGKILL");
     stop.store(true, Ordering::SeqCst);
     let _ = first.child.wait();
     let results = rush.await.unwrap();
@@ -193,7 +217,12 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
     let base = second.base.clone();
 
     for (i, _, id) in &acknowledged {
-        let resp = client.get(format!("{base}/api/v1/bookings/{id}")).bearer_auth(&tokens[i % tokens.len()]).send().await.unwrap();
+        let resp = client
+            .get(format!("{base}/api/v1/bookings/{id}"))
+            .bearer_auth(&tokens[i % tokens.len()])
+            .send()
+            .await
+            .unwrap();
         let b = expect_json(resp, 200).await;
         assert_eq!(b["status"], "held", "acknowledged booking {id} after the restart: {b}");
     }
@@ -232,7 +261,8 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
     loop {
         n += 1;
         assert!(n < 200, "never sold out");
-        let (status, body) = hold(&client, &base, &tokens[n % tokens.len()], &event_id, quantity, &format!("fill-{n}")).await.unwrap();
+        let (status, body) =
+            hold(&client, &base, &tokens[n % tokens.len()], &event_id, quantity, &format!("fill-{n}")).await.unwrap();
         match (status, quantity) {
             (201, _) => {}
             (409, 1) => {

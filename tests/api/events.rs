@@ -14,6 +14,8 @@ both_backends!(
     list_filters,
     list_pagination,
     update_event,
+    capacity_conflict_with_default_max_per_booking,
+    update_seated_event,
     delete_event,
     seats_endpoint,
 );
@@ -43,7 +45,8 @@ fn assert_event_shape(e: &Value) {
 async fn create_and_get_events(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin_token().await;
-    let starts = Utc::now() + Duration::days(10);
+    // Whole seconds, as sent.
+    let starts = DateTime::from_timestamp((Utc::now() + Duration::days(10)).timestamp(), 0).unwrap();
 
     let body = json!({
         "title": "Jazz Night",
@@ -70,13 +73,17 @@ async fn create_and_get_events(backend: Backend) {
 
     // GET answers the same event.
     let got = app.event(str_of(&ga["id"])).await;
-    assert_eq!(got, ga, "GET differs from the created event");
+    assert_eq!(got, ga, "GET differs from the created event (timestamps stored at another precision?)");
 
     // Small event: max_per_booking defaults to the capacity. Description is optional.
-    let small = expect_json(app.create_event(&admin, &event_body(json!({"capacity": 4, "description": null}))).await, 201).await;
+    let small =
+        expect_json(app.create_event(&admin, &event_body(json!({"capacity": 4, "description": null}))).await, 201)
+            .await;
     assert_event_shape(&small);
     assert_eq!(small["max_per_booking"], 4);
-    let explicit = expect_json(app.create_event(&admin, &event_body(json!({"capacity": 50, "max_per_booking": 3}))).await, 201).await;
+    let explicit =
+        expect_json(app.create_event(&admin, &event_body(json!({"capacity": 50, "max_per_booking": 3}))).await, 201)
+            .await;
     assert_eq!(explicit["max_per_booking"], 3);
 
     // Seated: capacity is the seat count.
@@ -111,8 +118,16 @@ async fn event_validation(backend: Backend) {
         ("neither capacity nor seat_map", event_body(json!({})), None),
         ("bad currency", event_body(json!({"capacity": 10, "currency": "EURO"})), Some("currency")),
         ("numeric currency", event_body(json!({"capacity": 10, "currency": "123"})), Some("currency")),
-        ("max_per_booking above capacity", event_body(json!({"capacity": 5, "max_per_booking": 6})), Some("max_per_booking")),
-        ("max_per_booking above seat count", event_body(json!({"seat_map": map, "max_per_booking": 5})), Some("max_per_booking")),
+        (
+            "max_per_booking above capacity",
+            event_body(json!({"capacity": 5, "max_per_booking": 6})),
+            Some("max_per_booking"),
+        ),
+        (
+            "max_per_booking above seat count",
+            event_body(json!({"seat_map": map, "max_per_booking": 5})),
+            Some("max_per_booking"),
+        ),
         ("max_per_booking zero", event_body(json!({"capacity": 5, "max_per_booking": 0})), Some("max_per_booking")),
         ("capacity zero", event_body(json!({"capacity": 0})), Some("capacity")),
         ("negative capacity", event_body(json!({"capacity": -3})), Some("capacity")),
@@ -122,7 +137,11 @@ async fn event_validation(backend: Backend) {
         ("missing venue", event_body(json!({"capacity": 5, "venue": null})), Some("venue")),
         ("missing starts_at", event_body(json!({"capacity": 5, "starts_at": null})), Some("starts_at")),
         ("empty seat map", event_body(json!({"seat_map": {"sections": []}})), Some("seat_map")),
-        ("row without seats", event_body(json!({"seat_map": {"sections": [{"name": "S", "rows": [{"label": "A", "seats": 0}]}]}})), Some("seat_map")),
+        (
+            "row without seats",
+            event_body(json!({"seat_map": {"sections": [{"name": "S", "rows": [{"label": "A", "seats": 0}]}]}})),
+            Some("seat_map"),
+        ),
     ];
     for (what, body, field) in cases {
         let resp = app.create_event(&admin, &body).await;
@@ -150,24 +169,31 @@ async fn list_filters(backend: Backend) {
     let base = Utc::now() + Duration::days(5);
     let day = |d: i64| base + Duration::days(d);
 
-    let mk = |title: &'static str, description: &'static str, venue: &'static str, when: DateTime<Utc>, capacity: i64| {
-        let app = &app;
-        let admin = admin.clone();
-        async move {
-            let body = json!({"title": title, "description": description, "venue": venue, "starts_at": ts(when),
+    let mk =
+        |title: &'static str, description: &'static str, venue: &'static str, when: DateTime<Utc>, capacity: i64| {
+            let app = &app;
+            let admin = admin.clone();
+            async move {
+                let body = json!({"title": title, "description": description, "venue": venue, "starts_at": ts(when),
                 "price_cents": 1000, "currency": "EUR", "capacity": capacity});
-            let e = expect_json(app.create_event(&admin, &body).await, 201).await;
-            str_of(&e["id"]).to_owned()
-        }
-    };
+                let e = expect_json(app.create_event(&admin, &body).await, 201).await;
+                str_of(&e["id"]).to_owned()
+            }
+        };
     let jazz = mk("Jazz Night", "Smooth tunes in the Blue Room", "Metro Arena", day(1), 50).await;
     let rock = mk("ROCK Festival", "Loud guitars all night long", "Metro Arena Annex", day(2), 50).await;
-    let talk = mk("Tech Talk: AI", "Machine learning and jazz-inspired live coding", "Innovation Center", day(3), 50).await;
+    let talk =
+        mk("Tech Talk: AI", "Machine learning and jazz-inspired live coding", "Innovation Center", day(3), 50).await;
     let opera = mk("Opera Gala", "Arias by candlelight", "metro arena", day(4), 1).await;
     let poetry = mk("Poetry 100%", "Words_and_more", "Library", day(5), 50).await;
 
     let ids = |list: &Value| -> HashSet<String> {
-        list["items"].as_array().unwrap_or_else(|| panic!("no items in {list}")).iter().map(|e| str_of(&e["id"]).to_owned()).collect()
+        list["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no items in {list}"))
+            .iter()
+            .map(|e| str_of(&e["id"]).to_owned())
+            .collect()
     };
     let set = |v: &[&String]| -> HashSet<String> { v.iter().map(|s| (*s).clone()).collect() };
     let list = |query: Vec<(&'static str, String)>| {
@@ -220,7 +246,13 @@ async fn list_filters(backend: Backend) {
     assert_eq!(opera_item["available"], 0, "the list shows current availability");
 
     // Bad parameters.
-    for query in [vec![("limit", "0")], vec![("limit", "101")], vec![("limit", "ten")], vec![("from", "yesterday")], vec![("cursor", "@@not-a-cursor@@")]] {
+    for query in [
+        vec![("limit", "0")],
+        vec![("limit", "101")],
+        vec![("limit", "ten")],
+        vec![("from", "yesterday")],
+        vec![("cursor", "@@not-a-cursor@@")],
+    ] {
         let resp = app.client.get(app.api("/events")).query(&query).send().await.unwrap();
         let status = resp.status().as_u16();
         assert!(status == 400 || status == 422, "{query:?}: expected 400 or 422, got {status}");
@@ -240,7 +272,11 @@ async fn list_pagination(backend: Backend) {
     // 21 events; some share a start time so that the cursor must break ties.
     for i in 0..21 {
         let when = base + Duration::hours((i / 3) as i64);
-        let e = expect_json(app.create_event(&admin, &event_body(json!({"capacity": 5, "starts_at": ts(when)}))).await, 201).await;
+        let e = expect_json(
+            app.create_event(&admin, &event_body(json!({"capacity": 5, "starts_at": ts(when)}))).await,
+            201,
+        )
+        .await;
         created.insert(str_of(&e["id"]).to_owned());
     }
 
@@ -280,15 +316,29 @@ async fn update_event(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin_token().await;
     let user = app.user_token().await;
-    let event = expect_json(app.create_event(&admin, &event_body(json!({"capacity": 10, "max_per_booking": 2}))).await, 201).await;
+    let event =
+        expect_json(app.create_event(&admin, &event_body(json!({"capacity": 10, "max_per_booking": 2}))).await, 201)
+            .await;
     let id = str_of(&event["id"]);
     let path = format!("/events/{id}");
 
     let updated = expect_json(app.patch(&path, Some(&admin), &json!({"title": "New title"})).await, 200).await;
     assert_event_shape(&updated);
     assert_eq!(updated["title"], "New title");
-    for f in ["id", "description", "venue", "starts_at", "price_cents", "currency", "capacity", "available", "seated", "max_per_booking", "created_at"] {
-        assert_eq!(updated[f], event[f], "PATCH of the title changed {f}");
+    for f in [
+        "id",
+        "description",
+        "venue",
+        "starts_at",
+        "price_cents",
+        "currency",
+        "capacity",
+        "available",
+        "seated",
+        "max_per_booking",
+        "created_at",
+    ] {
+        assert_eq!(updated[f], event[f], "PATCH of the title changed {f} (timestamps stored at another precision?)");
     }
     assert_eq!(app.event(id).await["title"], "New title");
 
@@ -302,7 +352,8 @@ async fn update_event(backend: Backend) {
     for q in [2, 2, 1] {
         app.hold_ok(&user, id, &json!({"quantity": q})).await;
     }
-    let refused = assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 4})).await, 409, "capacity_conflict").await;
+    let refused =
+        assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 4})).await, 409, "capacity_conflict").await;
     assert!(refused["detail"].is_string());
     let event_now = app.event(id).await;
     assert_eq!(event_now["capacity"], 20, "refused change applied");
@@ -317,18 +368,66 @@ async fn update_event(backend: Backend) {
     assert_problem(app.hold(&user, id, &json!({"quantity": 1}), None).await, 409, "sold_out").await;
 
     // Other fields.
-    let moved = expect_json(app.patch(&path, Some(&admin), &json!({"venue": "Other Hall", "price_cents": 999})).await, 200).await;
+    let moved =
+        expect_json(app.patch(&path, Some(&admin), &json!({"venue": "Other Hall", "price_cents": 999})).await, 200)
+            .await;
     assert_eq!(moved["venue"], "Other Hall");
     assert_eq!(moved["price_cents"], 999);
     assert_eq!(moved["capacity"], 5);
 
     // Unknown event, invalid values.
     let nobody = uuid::Uuid::new_v4();
-    assert_problem(app.patch(&format!("/events/{nobody}"), Some(&admin), &json!({"title": "x"})).await, 404, "not_found").await;
+    assert_problem(
+        app.patch(&format!("/events/{nobody}"), Some(&admin), &json!({"title": "x"})).await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_problem(app.patch(&path, Some(&admin), &json!({"currency": "EURO"})).await, 422, "validation_failed").await;
     assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 0})).await, 422, "validation_failed").await;
-    assert_problem(app.patch(&path, Some(&admin), &json!({"max_per_booking": 6})).await, 422, "validation_failed").await;
+    assert_problem(app.patch(&path, Some(&admin), &json!({"max_per_booking": 6})).await, 422, "validation_failed")
+        .await;
     assert_eq!(app.event(id).await["venue"], "Other Hall");
+}
+
+/// An event created with the default `max_per_booking` (10): lowering the capacity below the
+/// seats held is the capacity conflict API.md names, whatever the default per-booking limit.
+async fn capacity_conflict_with_default_max_per_booking(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let user = app.user_token().await;
+    let event = app.create_ga_event(10).await;
+    assert_eq!(event["max_per_booking"], 10);
+    let id = str_of(&event["id"]);
+    let path = format!("/events/{id}");
+    app.hold_ok(&user, id, &json!({"quantity": 5})).await;
+
+    assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 4})).await, 409, "capacity_conflict").await;
+
+    // Down to exactly the seats held: allowed; the default limit follows ("never above capacity").
+    let resp = app.patch(&path, Some(&admin), &json!({"capacity": 5})).await;
+    let updated = expect_json(resp, 200).await;
+    assert_eq!(updated["capacity"], 5);
+    assert_eq!(updated["available"], 0);
+    assert!(updated["max_per_booking"].as_i64().unwrap() <= 5, "max_per_booking above capacity: {updated}");
+}
+
+async fn update_seated_event(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let event = app.create_seated_event(2, 5).await;
+    let path = format!("/events/{}", str_of(&event["id"]));
+
+    let renamed = expect_json(app.patch(&path, Some(&admin), &json!({"title": "Seated, renamed"})).await, 200).await;
+    assert_eq!(renamed["title"], "Seated, renamed");
+    assert_eq!(renamed["capacity"], 10);
+    assert_eq!(renamed["seated"], true);
+
+    // A seated event's capacity is its seat count, and its map is fixed.
+    assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 20})).await, 422, "validation_failed").await;
+    let map = seat_map(3, 5);
+    assert_problem(app.patch(&path, Some(&admin), &json!({"seat_map": map})).await, 422, "validation_failed").await;
+    assert_eq!(app.event(str_of(&event["id"])).await["capacity"], 10);
 }
 
 async fn delete_event(backend: Backend) {

@@ -89,7 +89,8 @@ fn pg_server_url() -> String {
 
 /// Replaces the database name of a PostgreSQL URL.
 fn pg_url_with_db(server: &str, db: &str) -> String {
-    let mut url = reqwest::Url::parse(server).unwrap_or_else(|e| panic!("TEST_POSTGRES_URL {server:?} is not a URL: {e}"));
+    let mut url =
+        reqwest::Url::parse(server).unwrap_or_else(|e| panic!("TEST_POSTGRES_URL {server:?} is not a URL: {e}"));
     url.set_path(&format!("/{db}"));
     url.to_string()
 }
@@ -110,7 +111,9 @@ impl TestDb {
                     .unwrap_or_else(|e| panic!("TEST_POSTGRES_URL {server:?} is invalid: {e}"));
                 let mut conn = tokio::time::timeout(Duration::from_secs(10), opts.connect())
                     .await
-                    .unwrap_or_else(|_| panic!("PostgreSQL at {server} did not answer within 10 s (set TEST_POSTGRES_URL)"))
+                    .unwrap_or_else(|_| {
+                        panic!("PostgreSQL at {server} did not answer within 10 s (set TEST_POSTGRES_URL)")
+                    })
                     .unwrap_or_else(|e| panic!("PostgreSQL at {server} is not reachable (set TEST_POSTGRES_URL): {e}"));
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
@@ -127,13 +130,23 @@ impl TestDb {
     pub async fn pool(&self) -> DbPool {
         match self.backend {
             Backend::Postgres => DbPool::Pg(
-                sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&self.url).await.expect("test pool (postgres)"),
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect(&self.url)
+                    .await
+                    .expect("test pool (postgres)"),
             ),
             Backend::Sqlite => {
                 let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)
                     .expect("sqlite url")
                     .busy_timeout(Duration::from_secs(10));
-                DbPool::Sqlite(sqlx::sqlite::SqlitePoolOptions::new().max_connections(2).connect_with(opts).await.expect("test pool (sqlite)"))
+                DbPool::Sqlite(
+                    sqlx::sqlite::SqlitePoolOptions::new()
+                        .max_connections(2)
+                        .connect_with(opts)
+                        .await
+                        .expect("test pool (sqlite)"),
+                )
             }
         }
     }
@@ -148,7 +161,8 @@ impl Drop for TestDb {
             rt.block_on(async move {
                 let Ok(opts) = sqlx::postgres::PgConnectOptions::from_str(&server) else { return };
                 if let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(5), opts.connect()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
                     let _ = sqlx::Connection::close(conn).await;
                 }
             });
@@ -213,6 +227,7 @@ pub struct Tokens {
 }
 
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub struct TestUser {
     pub id: Uuid,
     pub email: String,
@@ -220,9 +235,7 @@ pub struct TestUser {
 }
 
 pub struct TestApp {
-    pub backend: Backend,
     pub address: String,
-    pub port: u16,
     pub client: Client,
     store: Store,
     admin: OnceCell<String>,
@@ -240,11 +253,7 @@ impl Drop for TestApp {
 }
 
 pub fn http_client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(4096)
-        .build()
-        .expect("reqwest client")
+    Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(4096).build().expect("reqwest client")
 }
 
 impl TestApp {
@@ -262,7 +271,8 @@ impl TestApp {
         init();
         let mut config = test_config(&db);
         tweak(&mut config);
-        let app = Application::build(config).await.unwrap_or_else(|e| panic!("Application::build on {}: {e:#}", db.url));
+        let app =
+            Application::build(config).await.unwrap_or_else(|e| panic!("Application::build on {}: {e:#}", db.url));
         let port = app.port();
         let store = app.store().clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -277,9 +287,7 @@ impl TestApp {
             }
         });
         TestApp {
-            backend: db.backend,
             address: format!("http://127.0.0.1:{port}"),
-            port,
             client: http_client(),
             store,
             admin: OnceCell::new(),
@@ -385,8 +393,22 @@ impl TestApp {
         users
     }
 
+    /// An access token of the bootstrapped admin, signed like the engine's own (logging in would
+    /// cost an argon2 verification per test; `auth.rs` logs the admin in for real).
     pub async fn admin_token(&self) -> String {
-        self.admin.get_or_init(|| async { self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.access }).await.clone()
+        self.admin
+            .get_or_init(|| async {
+                let admin = self
+                    .store
+                    .user_by_email(ADMIN_EMAIL)
+                    .await
+                    .expect("read admin")
+                    .expect("the admin was bootstrapped");
+                assert_eq!(admin.role, Role::Admin);
+                sign_token(&claims_for(admin.id.0, "admin", 900))
+            })
+            .await
+            .clone()
     }
 
     // ---- events ----
@@ -435,7 +457,12 @@ impl TestApp {
     }
 
     pub async fn cancel(&self, token: &str, id: &str) -> Response {
-        self.client.post(self.api(&format!("/bookings/{id}/cancel"))).bearer_auth(token).send().await.expect("POST cancel")
+        self.client
+            .post(self.api(&format!("/bookings/{id}/cancel")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("POST cancel")
     }
 
     pub async fn counters(&self, event_id: &str) -> (i64, i64, i64) {
@@ -483,7 +510,8 @@ pub fn tokens_of(body: &Value) -> Tokens {
 }
 
 pub fn uuid_of(v: &Value) -> Uuid {
-    Uuid::parse_str(v.as_str().unwrap_or_else(|| panic!("{v} is not a string"))).unwrap_or_else(|e| panic!("{v} is not a UUID: {e}"))
+    Uuid::parse_str(v.as_str().unwrap_or_else(|| panic!("{v} is not a string")))
+        .unwrap_or_else(|e| panic!("{v} is not a UUID: {e}"))
 }
 
 pub fn str_of(v: &Value) -> &str {
@@ -519,8 +547,12 @@ pub async fn problem_of(resp: Response, status: u16) -> Value {
     let ct = content_type(&resp);
     let text = resp.text().await.expect("response body");
     assert_eq!(got, status, "{url}: expected {status}, got {got}: {text}");
-    assert!(ct.starts_with("application/problem+json"), "{url}: content-type {ct:?} is not application/problem+json; body {text}");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: problem body is not JSON ({e}): {text}"));
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "{url}: content-type {ct:?} is not application/problem+json; body {text}"
+    );
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: problem body is not JSON ({e}): {text}"));
     assert_eq!(body["status"], status, "{url}: problem status member in {body}");
     assert!(body["code"].is_string(), "{url}: problem without code: {body}");
     assert!(body["title"].is_string(), "{url}: problem without title: {body}");

@@ -82,5 +82,9 @@ async fn openapi_describes_every_route(backend: Backend) {
             }
         }
     }
-    assert!(missing.is_empty(), "the OpenAPI document lacks {missing:?}; it has {:?}", paths.keys().collect::<Vec<_>>());
+    assert!(
+        missing.is_empty(),
+        "the OpenAPI document lacks {missing:?}; it has {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
 }

@@ -41,7 +41,8 @@ async fn forged_tokens_are_refused(backend: Backend) {
         ("no scheme", Some(good.clone())),
     ];
 
-    let other_secret = sign_token_with(&claims_for(user.id, "user", 300), b"another-secret-of-sufficient-length-000000");
+    let other_secret =
+        sign_token_with(&claims_for(user.id, "user", 300), b"another-secret-of-sufficient-length-000000");
     cases.push(("other secret", Some(format!("Bearer {other_secret}"))));
 
     let escalated = sign_token_with(&claims_for(user.id, "admin", 300), b"another-secret-of-sufficient-length-000000");
@@ -116,7 +117,12 @@ async fn only_admins_manage_events(backend: Backend) {
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "a refused create made an event: {list}");
 
     // Bookings need a user.
-    assert_problem(app.post(&format!("/events/{id}/bookings"), None, &json!({"quantity": 1})).await, 401, "unauthorized").await;
+    assert_problem(
+        app.post(&format!("/events/{id}/bookings"), None, &json!({"quantity": 1})).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     assert_problem(app.get("/bookings", None).await, 401, "unauthorized").await;
 
     // The admin can.
