@@ -19,71 +19,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::*;
+use crate::process::{start_binary, wait_healthy};
 
 both_backends!(killed_mid_rush_loses_no_acknowledged_booking);
-
-struct Server {
-    child: std::process::Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_binary(db_url: &str, dir: &Path, name: &str) -> Server {
-    let port = free_port();
-    let log = dir.join(format!("{name}.log"));
-    let log_file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
-        .current_dir(dir) // no stray .env file
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", db_url)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("BOXOFFICE_ENV", "development")
-        .env("RATE_LIMIT_PER_SEC", "0")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("start the boxoffice binary");
-    Server { child, base: format!("http://127.0.0.1:{port}"), log }
-}
-
-async fn wait_healthy(client: &Client, server: &mut Server) {
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!(
-                "boxoffice exited with {status} before answering /healthz:\n{}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "boxoffice did not answer /healthz within 60 s:\n{}",
-            std::fs::read_to_string(&server.log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 enum Outcome {
     Held(Uuid),

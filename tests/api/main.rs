@@ -16,4 +16,6 @@ mod expiry;
 mod fencing;
 mod hygiene;
 mod ops;
+mod process;
+mod resilience;
 mod tokens;
