@@ -68,6 +68,9 @@ pub struct Config {
         default_value = "http://localhost:5173,http://127.0.0.1:5173"
     )]
     pub cors_origins: Vec<String>,
+    /// Requests per second per client (user, else IP), with bursts of twice that; `0` = off.
+    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 100)]
+    pub rate_limit_per_sec: u32,
     /// `json` or `pretty`; defaults to pretty in development and json in production.
     #[arg(long, env = "LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -95,6 +98,7 @@ impl Default for Config {
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
+            rate_limit_per_sec: 100,
             log_format: None,
             node_id: None,
         }
@@ -186,5 +190,6 @@ mod defaults_agree {
         assert_eq!(parsed.access_token_ttl_secs, d.access_token_ttl_secs);
         assert_eq!(parsed.refresh_token_ttl_secs, d.refresh_token_ttl_secs);
         assert_eq!(parsed.cors_origins, d.cors_origins);
+        assert_eq!(parsed.rate_limit_per_sec, d.rate_limit_per_sec);
     }
 }

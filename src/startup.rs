@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -67,13 +66,7 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
         let port = listener.local_addr()?.port();
-        let state = AppState {
-            store,
-            registry,
-            keys: Arc::new(keys),
-            config: Arc::new(config),
-            metrics: crate::telemetry::metrics_handle(),
-        };
+        let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle());
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port })
     }

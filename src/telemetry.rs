@@ -51,4 +51,5 @@ fn describe() {
     describe_histogram!("boxoffice_journal_batch_size", "Operations per journal batch");
     describe_histogram!("boxoffice_journal_commit_duration_seconds", "Time to write one journal batch");
     describe_counter!("boxoffice_holds_expired_total", "Holds that ran out and released their seats");
+    describe_counter!("boxoffice_rate_limited_total", "Requests refused with 429");
 }

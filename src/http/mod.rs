@@ -7,6 +7,7 @@ mod bookings;
 pub mod error;
 mod events;
 mod extract;
+mod limit;
 mod ops;
 mod streams;
 
@@ -43,6 +44,15 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    /// `None` when `RATE_LIMIT_PER_SEC=0`.
+    pub limiter: Option<Arc<limit::Limiter>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, registry: Registry, keys: TokenKeys, config: Config, metrics: PrometheusHandle) -> Self {
+        let limiter = limit::Limiter::new(config.rate_limit_per_sec);
+        Self { store, registry, keys: Arc::new(keys), config: Arc::new(config), metrics, limiter }
+    }
 }
 
 #[derive(OpenApi)]
@@ -104,10 +114,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("no such route") })
         // Innermost first: each `Router::layer` wraps everything above it.
         .layer(middleware::from_fn(track))
+        .layer(middleware::from_fn_with_state(state.clone(), limit::limit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         // Streams live longer than any request timeout, so they join below it.
-        .merge(streams.layer(middleware::from_fn(track)))
+        .merge(
+            streams
+                .layer(middleware::from_fn(track))
+                .layer(middleware::from_fn_with_state(state.clone(), limit::limit)),
+        )
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-both_backends!(malformed_requests_are_problems, body_limit, request_ids);
+both_backends!(malformed_requests_are_problems, body_limit, request_ids, rate_limiting);
 
 async fn malformed_requests_are_problems(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -194,5 +194,32 @@ async fn request_ids(backend: Backend) {
         let resp = app.client.get(app.url(path)).header("x-request-id", mine).send().await.unwrap();
         let echoed = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(echoed.as_deref(), Some(mine), "{path} did not echo the supplied x-request-id");
+    }
+}
+
+async fn rate_limiting(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.rate_limit_per_sec = 5).await;
+    // Bursts of 10 are allowed; 30 at once from one address are not.
+    let answers = futures::future::join_all((0..30).map(|_| app.get("/events", None))).await;
+    let mut limited = 0;
+    for resp in answers {
+        match resp.status().as_u16() {
+            200 => {}
+            429 => {
+                let retry =
+                    resp.headers().get("retry-after").expect("429 without Retry-After").to_str().unwrap().to_owned();
+                assert!(retry.parse::<u64>().unwrap() >= 1);
+                assert_problem(resp, 429, "rate_limited").await;
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!((15..=20).contains(&limited), "{limited} of 30 limited");
+    // A signed-in user has a bucket of their own, and health checks are never limited.
+    let token = sign_token(&claims_for(uuid::Uuid::new_v4(), "user", 60));
+    assert_eq!(app.get("/events", Some(&token)).await.status().as_u16(), 200);
+    for _ in 0..30 {
+        assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
     }
 }
