@@ -133,6 +133,7 @@ fn actor_round_trip(c: &mut Criterion) {
             idle_timeout: Duration::from_secs(3600),
             call_timeout: Duration::from_secs(10),
             node_id: "micro".into(),
+            pipeline_depth: 0,
         };
         (Registry::start(store, settings).await.unwrap(), user, event)
     });

@@ -53,6 +53,9 @@ pub struct Config {
     /// Upper bound for a call into an actor (then 503).
     #[arg(long, env = "ACTOR_CALL_TIMEOUT_MS", default_value_t = 5000)]
     pub actor_call_timeout_ms: u64,
+    /// Journal batches of one event written at once (`0`: the store's default, 2 on PostgreSQL).
+    #[arg(long, env = "JOURNAL_PIPELINE_DEPTH", default_value_t = 0)]
+    pub journal_pipeline_depth: usize,
     /// Upper bound for a whole HTTP request (then 503).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -94,6 +97,7 @@ impl Default for Config {
             hold_sweep_ms: 1000,
             actor_idle_secs: 300,
             actor_call_timeout_ms: 5000,
+            journal_pipeline_depth: 0,
             request_timeout_secs: 30,
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,

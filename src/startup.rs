@@ -41,6 +41,7 @@ impl Application {
             idle_timeout: Duration::from_secs(config.actor_idle_secs),
             call_timeout: Duration::from_millis(config.actor_call_timeout_ms),
             node_id,
+            pipeline_depth: config.journal_pipeline_depth,
         };
         let registry = Registry::start(store.clone(), settings).await?;
         let recovering = registry.clone();

@@ -1,12 +1,14 @@
 //! `EventActor`: the single writer of one event. It checks each claim against its in-memory
-//! inventory (which already counts claims not yet durable), reserves the seats, and appends
-//! the claim to the batch being filled. One batch at a time is written by the journal; the
-//! next fills meanwhile, so a busier event writes bigger batches instead of queueing more
-//! transactions. Claimers are answered only after their batch commits. A failed write undoes
-//! every not-yet-durable change in memory and answers 503; a fenced write (another node took
-//! the event over) does the same and stops the actor.
+//! inventory (which already counts changes not yet durable), reserves the seats, and appends
+//! the claim to the batch being filled. Up to the store's pipeline depth of batches are written
+//! at once (PostgreSQL overlaps one batch's inserts with the previous one's commit); the next
+//! fills meanwhile, so a busier event writes bigger batches instead of queueing transactions.
+//! Claimers are answered only after their batch commits. If a write fails, the actor answers
+//! that batch and everything queued after it with 503, lets the other writes finish, and stops:
+//! the store is the truth, and the next request starts an actor that rebuilds from it. A fenced
+//! write (another node took the event over) ends the same way.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -45,8 +47,8 @@ pub enum EventMsg {
     Delete(Reply<()>),
     /// Answers once nothing is pending or being written (graceful shutdown).
     Drain(RpcReplyPort<()>),
-    /// The journal finished writing the in-flight batch.
-    Committed(Result<(), String>, bool),
+    /// The journal finished writing batch `seq` (`true`: the write was fenced).
+    Committed(u64, Result<(), String>, bool),
     Tick,
     /// Makes the actor fail, to exercise its supervisor.
     #[cfg(test)]
@@ -60,12 +62,6 @@ pub struct EventArgs {
     pub ctx: EngineContext,
 }
 
-/// How to put memory back if a batch's write fails.
-enum Undo {
-    Claim(BookingId),
-    Release(BookingId, LiveBooking),
-}
-
 enum Waiter {
     Booking(Reply<BookingRow>, BookingRow, Instant),
 }
@@ -73,7 +69,8 @@ enum Waiter {
 #[derive(Default)]
 struct Batch {
     ops: Vec<JournalOp>,
-    undo: Vec<Undo>,
+    /// Bookings this batch changes; they stay in flux until it is durable.
+    touched: Vec<BookingId>,
     waiters: Vec<Waiter>,
     /// Status changes to announce once durable.
     changes: Vec<StatusChange>,
@@ -90,9 +87,15 @@ pub struct EventState {
     event: EventRow,
     inv: Inventory,
     filling: Batch,
-    writing: Option<Batch>,
-    /// Claims in `filling` or `writing`: they may not be released or cancelled yet.
-    not_durable: HashSet<BookingId>,
+    /// Batches being written, by sequence number.
+    writing: BTreeMap<u64, Batch>,
+    next_batch: u64,
+    /// How many batches may be written at once (the store's pipeline depth).
+    depth: usize,
+    /// Bookings with a change not yet durable: nothing else may change them meanwhile.
+    in_flux: HashSet<BookingId>,
+    /// Set once a write failed: the actor answers 503 and stops when its writes are done.
+    failed: Option<String>,
     /// Idempotency keys of claims this actor made: (user, key) → (request hash, booking, when).
     keys: HashMap<(UserId, String), (String, BookingId, Instant)>,
     drains: Vec<RpcReplyPort<()>>,
@@ -189,15 +192,26 @@ impl EventState {
         })
     }
 
-    /// Starts writing the filled batch if none is being written.
+    /// Queues a change of the journal, to be answered (if at all) once durable.
+    fn queue(&mut self, op: JournalOp, booking: BookingId, change: StatusChange, waiter: Option<Waiter>) {
+        self.filling.ops.push(op);
+        self.filling.touched.push(booking);
+        self.filling.changes.push(change);
+        self.filling.waiters.extend(waiter);
+        self.in_flux.insert(booking);
+    }
+
+    /// Starts writing the filled batch if the pipeline has room.
     fn flush(&mut self, myself: &ActorRef<EventMsg>) {
-        if self.writing.is_some() || self.filling.is_empty() {
+        if self.writing.len() >= self.depth || self.filling.is_empty() || self.failed.is_some() {
             return;
         }
         let mut batch = std::mem::take(&mut self.filling);
-        // The writer owns the operations; the actor keeps what it needs to answer or undo.
+        // The writer owns the operations; the actor keeps what it needs to answer.
         let ops = std::mem::take(&mut batch.ops);
-        self.writing = Some(batch);
+        let seq = self.next_batch;
+        self.next_batch += 1;
+        self.writing.insert(seq, batch);
         let store = self.ctx.store.clone();
         let (event, epoch) = (self.event.id, self.event.owner_epoch);
         let me = myself.clone();
@@ -215,18 +229,16 @@ impl EventState {
                 tracing::warn!(event_id = %event, epoch, error = %e, batch = ops.len(), "journal batch not written");
             }
             // The actor may have stopped meanwhile; its claimers then see a closed reply port (503).
-            let _ = me.cast(EventMsg::Committed(result.map_err(|e| e.to_string()), fenced));
+            let _ = me.cast(EventMsg::Committed(seq, result.map_err(|e| e.to_string()), fenced));
         });
     }
 
-    fn committed(&mut self, myself: &ActorRef<EventMsg>, result: Result<(), String>, fenced: bool) {
-        let Some(batch) = self.writing.take() else { return };
+    fn committed(&mut self, myself: &ActorRef<EventMsg>, seq: u64, result: Result<(), String>, fenced: bool) {
+        let Some(batch) = self.writing.remove(&seq) else { return };
         match result {
             Ok(()) => {
-                for u in &batch.undo {
-                    if let Undo::Claim(id) = u {
-                        self.not_durable.remove(id);
-                    }
+                for id in &batch.touched {
+                    self.in_flux.remove(id);
                 }
                 for change in &batch.changes {
                     // Nobody listening is fine.
@@ -237,43 +249,33 @@ impl EventState {
                     metrics::histogram!("boxoffice_claim_duration_seconds").record(received.elapsed().as_secs_f64());
                     let _ = port.send(Ok(row));
                 }
-                self.publish();
+                if self.failed.is_none() {
+                    self.publish();
+                }
                 self.flush(myself);
             }
-            Err(_) => {
-                // Memory must equal what is durable: undo the failed batch and everything queued
-                // after it, newest first, and let every claimer retry.
+            Err(e) => {
+                // Memory is now ahead of the store. Refuse everything not yet durable and stop
+                // once the other writes are done; a new actor rebuilds from the store.
+                let reason = if fenced { "the event moved to another node; retry".to_owned() } else { e };
                 let queued = std::mem::take(&mut self.filling);
-                for b in [queued, batch] {
-                    for u in b.undo.into_iter().rev() {
-                        match u {
-                            Undo::Claim(id) => {
-                                self.inv.release(&id);
-                                self.not_durable.remove(&id);
-                                self.keys.retain(|_, (_, b, _)| *b != id);
-                            }
-                            Undo::Release(id, live) => {
-                                if let Err(err) = self.inv.restore(id, live) {
-                                    tracing::error!(booking_id = %id, error = %err, "cannot undo a release");
-                                }
-                            }
-                        }
-                    }
-                    for w in b.waiters {
-                        let Waiter::Booking(port, ..) = w;
-                        let _ = port.send(Err(unavailable("the booking could not be saved; retry")));
-                    }
+                for w in batch.waiters.into_iter().chain(queued.waiters) {
+                    let Waiter::Booking(port, ..) = w;
+                    let _ = port.send(Err(unavailable("the booking could not be saved; retry")));
                 }
-                self.publish();
-                if fenced {
-                    tracing::warn!(event_id = %self.event.id, epoch = self.event.owner_epoch, "event owned elsewhere now; stopping");
-                    myself.stop(Some("fenced".into()));
+                if self.failed.is_none() {
+                    tracing::warn!(event_id = %self.event.id, epoch = self.event.owner_epoch, fenced, error = %reason,
+                        "journal write failed; the event actor will restart from the store");
                 }
+                self.failed = Some(reason);
             }
         }
-        if self.writing.is_none() && self.filling.is_empty() {
+        if self.writing.is_empty() && self.filling.is_empty() {
             for d in self.drains.drain(..) {
                 let _ = d.send(());
+            }
+            if let Some(reason) = &self.failed {
+                myself.stop(Some(reason.clone()));
             }
         }
     }
@@ -291,11 +293,9 @@ impl EventState {
                 if let Some((key, hash)) = &cmd.idempotency {
                     self.keys.insert((cmd.user, key.clone()), (hash.clone(), row.id, received));
                 }
-                self.not_durable.insert(row.id);
-                self.filling.undo.push(Undo::Claim(row.id));
-                self.filling.ops.push(JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
-                self.filling.changes.push(StatusChange { booking: row.id, status: BookingStatus::Held });
-                self.filling.waiters.push(Waiter::Booking(reply, row, received));
+                let (id, op) = (row.id, JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
+                let change = StatusChange { booking: id, status: BookingStatus::Held };
+                self.queue(op, id, change, Some(Waiter::Booking(reply, row, received)));
                 self.flush(myself);
             }
             Err(e) => {
@@ -317,10 +317,11 @@ impl EventState {
             let _ = reply.send(Err(BookingError::IdempotencyKeyReused));
             return;
         }
-        if self.not_durable.contains(&id) {
-            let batch = match &mut self.writing {
-                Some(w) if w.waiters.iter().any(|Waiter::Booking(_, r, _)| r.id == id) => w,
-                _ => &mut self.filling,
+        if self.in_flux.contains(&id) {
+            let has = |b: &Batch| b.waiters.iter().any(|Waiter::Booking(_, r, _)| r.id == id);
+            let batch = match self.writing.values_mut().find(|b| has(b)) {
+                Some(b) => b,
+                None => &mut self.filling,
             };
             let row = batch.waiters.iter().map(|Waiter::Booking(_, r, _)| r).find(|r| r.id == id).cloned();
             if let Some(row) = row {
@@ -333,18 +334,17 @@ impl EventState {
 
     fn expire(&mut self, myself: &ActorRef<EventMsg>) {
         let now = crate::domain::now();
-        let due: Vec<BookingId> = self.inv.due(now).into_iter().filter(|id| !self.not_durable.contains(id)).collect();
+        let due: Vec<BookingId> = self.inv.due(now).into_iter().filter(|id| !self.in_flux.contains(id)).collect();
         for id in due {
             let Some(live) = self.inv.release(&id) else { continue };
-            self.filling.ops.push(JournalOp::Release {
+            let op = JournalOp::Release {
                 booking_id: id,
                 quantity: live.quantity as i64,
                 was: BookingStatus::Held,
                 to: BookingStatus::Expired,
                 reason: None,
-            });
-            self.filling.undo.push(Undo::Release(id, live));
-            self.filling.changes.push(StatusChange { booking: id, status: BookingStatus::Expired });
+            };
+            self.queue(op, id, StatusChange { booking: id, status: BookingStatus::Expired }, None);
             metrics::counter!("boxoffice_holds_expired_total").increment(1);
         }
         self.flush(myself);
@@ -358,6 +358,10 @@ impl Actor for EventActor {
 
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: EventArgs) -> Result<EventState, ActorProcessingErr> {
         let EventArgs { id, ctx } = args;
+        let depth = match ctx.settings.pipeline_depth {
+            0 => ctx.store.pipeline_depth(),
+            n => n,
+        };
         let event = ctx
             .store
             .take_ownership(id, &ctx.settings.node_id, crate::domain::now())
@@ -390,8 +394,11 @@ impl Actor for EventActor {
             event,
             inv,
             filling: Batch::default(),
-            writing: None,
-            not_durable: HashSet::new(),
+            writing: BTreeMap::new(),
+            next_batch: 0,
+            depth,
+            in_flux: HashSet::new(),
+            failed: None,
             keys: HashMap::new(),
             drains: Vec::new(),
             last_activity: Instant::now(),
@@ -416,6 +423,15 @@ impl Actor for EventActor {
         state: &mut EventState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            EventMsg::Claim(_, reply) if state.failed.is_some() => {
+                let _ = reply.send(Err(unavailable("the event is restarting; retry")));
+            }
+            EventMsg::Update(_, reply) if state.failed.is_some() => {
+                let _ = reply.send(Err(unavailable("the event is restarting; retry")));
+            }
+            EventMsg::Delete(reply) if state.failed.is_some() => {
+                let _ = reply.send(Err(unavailable("the event is restarting; retry")));
+            }
             EventMsg::Claim(cmd, reply) => {
                 let received = Instant::now();
                 state.last_activity = received;
@@ -429,35 +445,45 @@ impl Actor for EventActor {
             }
             EventMsg::Cancel(row, reason, reply) => {
                 state.last_activity = Instant::now();
-                if state.not_durable.contains(&row.id) || !row.status.is_live() {
+                if let Some(reason) = &state.failed {
+                    let _ = reply.send(Err(unavailable(reason)));
+                    return Ok(());
+                }
+                if !row.status.is_live() {
                     let _ = reply.send(Err(BookingError::NotCancellable));
                     return Ok(());
                 }
-                let Some(live) = state.inv.release(&row.id) else {
+                if state.inv.get(&row.id).is_none() {
+                    // Already released (a cancellation or expiry got here first).
                     let _ = reply.send(Err(BookingError::NotCancellable));
                     return Ok(());
-                };
+                }
+                if state.in_flux.contains(&row.id) {
+                    let _ = reply.send(Err(unavailable("the booking is changing; retry")));
+                    return Ok(());
+                }
+                let Some(live) = state.inv.release(&row.id) else { return Ok(()) };
                 let was = match live.holding {
                     Holding::Confirmed => BookingStatus::Confirmed,
                     Holding::Held { .. } => BookingStatus::Held,
                 };
                 let now = crate::domain::now();
-                state.filling.ops.push(JournalOp::Release {
-                    booking_id: row.id,
+                let id = row.id;
+                let op = JournalOp::Release {
+                    booking_id: id,
                     quantity: live.quantity as i64,
                     was,
                     to: BookingStatus::Cancelled,
                     reason: Some(reason),
-                });
-                state.filling.undo.push(Undo::Release(row.id, live));
-                state.filling.changes.push(StatusChange { booking: row.id, status: BookingStatus::Cancelled });
+                };
                 let updated = BookingRow {
                     status: BookingStatus::Cancelled,
                     cancel_reason: Some(reason),
                     updated_at: now,
                     ..row
                 };
-                state.filling.waiters.push(Waiter::Booking(reply, updated, Instant::now()));
+                let change = StatusChange { booking: id, status: BookingStatus::Cancelled };
+                state.queue(op, id, change, Some(Waiter::Booking(reply, updated, Instant::now())));
                 state.flush(&myself);
             }
             EventMsg::Update(patch, reply) => {
@@ -468,7 +494,7 @@ impl Actor for EventActor {
                     let _ = reply.send(Err(BookingError::HasBookings));
                     return Ok(());
                 }
-                if state.writing.is_some() || !state.filling.is_empty() {
+                if !state.writing.is_empty() || !state.filling.is_empty() {
                     let _ = reply.send(Err(unavailable("the event's last changes are still being saved; retry")));
                     return Ok(());
                 }
@@ -487,13 +513,13 @@ impl Actor for EventActor {
                 }
             }
             EventMsg::Drain(reply) => {
-                if state.writing.is_none() && state.filling.is_empty() {
+                if state.writing.is_empty() && state.filling.is_empty() {
                     let _ = reply.send(());
                 } else {
                     state.drains.push(reply);
                 }
             }
-            EventMsg::Committed(result, fenced) => state.committed(&myself, result, fenced),
+            EventMsg::Committed(seq, result, fenced) => state.committed(&myself, seq, result, fenced),
             #[cfg(test)]
             EventMsg::Crash => return Err("crash requested by a test".into()),
             EventMsg::Tick => {
@@ -501,11 +527,11 @@ impl Actor for EventActor {
                 // Idempotency keys of durable claims are in the database; keep them a little
                 // longer here to cover a retry racing the first request's commit.
                 let horizon = std::time::Duration::from_secs(60);
-                let not_durable = &state.not_durable;
-                state.keys.retain(|_, (_, id, at)| not_durable.contains(id) || at.elapsed() < horizon);
+                let in_flux = &state.in_flux;
+                state.keys.retain(|_, (_, id, at)| in_flux.contains(id) || at.elapsed() < horizon);
                 let idle = state.last_activity.elapsed() >= state.ctx.settings.idle_timeout;
                 let watched = state.snapshot.receiver_count() > 0;
-                if idle && !watched && !state.inv.has_holds() && state.writing.is_none() && state.filling.is_empty() {
+                if idle && !watched && !state.inv.has_holds() && state.writing.is_empty() && state.filling.is_empty() {
                     tracing::debug!(event_id = %state.event.id, "event actor idle; stopping");
                     myself.stop(Some("idle".into()));
                 }

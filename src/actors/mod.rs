@@ -57,6 +57,8 @@ pub struct EngineSettings {
     pub call_timeout: Duration,
     /// Identifies this process as an event owner.
     pub node_id: String,
+    /// Journal batches of one event written at once; `0` takes the store's default.
+    pub pipeline_depth: usize,
 }
 
 /// Availability as of the last change an actor published; read without messaging the actor.

@@ -60,6 +60,7 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
         idle_timeout: Duration::from_secs(3600),
         call_timeout: Duration::from_secs(5),
         node_id: "test".into(),
+        pipeline_depth: 0,
     };
     settings(&mut s);
     let registry = Registry::start(store.clone(), s).await.unwrap();
@@ -107,14 +108,21 @@ async fn an_idle_actor_stops_and_starts_again_on_demand() {
 }
 
 #[tokio::test]
-async fn a_failed_write_is_undone_in_memory_and_answered_with_503() {
+async fn a_failed_write_answers_503_and_the_actor_rebuilds_from_the_store() {
     let f = fixture(5, |_| {}).await;
     f.registry.claim(f.event, claim(f.user, 1)).await.unwrap();
-    f.store.close().await; // every later write fails
+    // Make every booking write fail, as a broken database would.
+    let other = Store::connect(&format!("sqlite://{}/t.db", f._dir.path().display()), 1).await.unwrap();
+    other.execute_for_tests("ALTER TABLE bookings RENAME TO bookings_away").await;
     let err = f.registry.claim(f.event, claim(f.user, 2)).await.unwrap_err();
     assert!(matches!(err, BookingError::Unavailable(_)), "{err:?}");
-    // Only the durable claim is still counted.
-    assert_eq!(f.registry.snapshot(f.event).unwrap().counts.available(), 4);
+    // Memory was ahead of the store, so the actor stops rather than carry on.
+    eventually("the failed actor to stop", || f.registry.running_actors() == 0).await;
+    other.execute_for_tests("ALTER TABLE bookings_away RENAME TO bookings").await;
+    // A new actor starts from what is durable: only the first claim.
+    f.registry.claim(f.event, claim(f.user, 2)).await.unwrap();
+    assert_eq!(f.registry.snapshot(f.event).unwrap().counts.available(), 2);
+    assert_eq!(f.store.event_counters(f.event).await.unwrap(), (5, 3, 3));
 }
 
 #[tokio::test]

@@ -1,8 +1,7 @@
-//! The journal: one transaction per batch of claims, releases and confirmations of one event.
-//! The first statement is the fenced, capacity-checked counter update: it takes the event row's
-//! lock, refuses a stale owner (nothing is written) and is the database's own backstop against
-//! overselling. PostgreSQL inserts a batch's bookings with a handful of `UNNEST` statements;
-//! SQLite, in process, does row by row within the one transaction.
+//! The journal: one transaction per batch of claims, releases and confirmations of one event,
+//! ending with the fenced, capacity-checked counter update (`fence!`). PostgreSQL inserts a
+//! batch's bookings with a handful of `UNNEST` statements; SQLite, in process, does row by row
+//! within the one transaction.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
@@ -44,6 +43,18 @@ const RELEASE: &str =
 const FREE_SEATS: &str = "DELETE FROM booking_seats WHERE booking_id = $1";
 const CONFIRM: &str =
     "UPDATE bookings SET status = 'confirmed', ticket_code = $1, updated_at = $2 WHERE id = $3 AND status = 'held'";
+
+/// Last in every batch, so that a pipelined next batch can run its inserts while this one holds
+/// the event row only briefly: the fence, the capacity backstop, and the point that orders an
+/// event's batches. Zero rows means a stale owner (or a full event): the transaction rolls back.
+macro_rules! fence {
+    ($tx:expr, $event:expr, $epoch:expr, $delta:expr, $now:expr) => {{
+        let n = sqlx::query(FENCE).bind($delta).bind($now).bind($event.0).bind($epoch).execute(&mut *$tx).await?;
+        if n.rows_affected() != 1 {
+            return Err(StoreError::Fenced);
+        }
+    }};
+}
 
 fn seats_json(b: &BookingRow) -> String {
     serde_json::to_string(&b.seats).expect("seat ids serialise")
@@ -101,12 +112,6 @@ pub(super) async fn commit_pg(
 ) -> StoreResult<()> {
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
-    let fenced =
-        sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected()
-            != 1;
-    if fenced {
-        return Err(StoreError::Fenced);
-    }
     apply_changes!(tx, ops, now);
 
     let claims: Vec<(&BookingRow, &Option<(String, String)>)> = ops
@@ -181,6 +186,7 @@ pub(super) async fn commit_pg(
             .await?;
         }
     }
+    fence!(tx, event, epoch, delta, now);
     tx.commit().await?;
     Ok(())
 }
@@ -194,12 +200,6 @@ pub(super) async fn commit_sqlite(
 ) -> StoreResult<()> {
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
-    let fenced =
-        sqlx::query(FENCE).bind(delta).bind(now).bind(event.0).bind(epoch).execute(&mut *tx).await?.rows_affected()
-            != 1;
-    if fenced {
-        return Err(StoreError::Fenced);
-    }
     apply_changes!(tx, ops, now);
     for op in ops {
         let JournalOp::Claim { booking: b, idempotency } = op else { continue };
@@ -229,6 +229,7 @@ pub(super) async fn commit_sqlite(
                 .await?;
         }
     }
+    fence!(tx, event, epoch, delta, now);
     tx.commit().await?;
     Ok(())
 }

@@ -180,9 +180,25 @@ impl Store {
         }
     }
 
+    /// How many journal batches of one event may be written at once. PostgreSQL runs the next
+    /// batch's inserts while the previous one commits (the fenced counter update, last in each
+    /// batch, orders them); SQLite has one writer anyway.
+    pub fn pipeline_depth(&self) -> usize {
+        match self.pool {
+            Pool::Pg(_) => 2,
+            Pool::Sqlite(_) => 1,
+        }
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// Runs a statement as is (tests break and mend the schema to fake outages).
+    #[cfg(test)]
+    pub(crate) async fn execute_for_tests(&self, sql: &str) {
+        on_pool!(self, p => sqlx::query(sql).execute(p).await.map(|_| ())).expect("test statement");
     }
 
     pub async fn close(&self) {
