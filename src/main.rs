@@ -5,6 +5,11 @@ use clap::{Parser, Subcommand};
 use boxoffice::config::Config;
 use boxoffice::startup::Application;
 
+// The request path allocates a lot of small, short-lived objects across threads; glibc's malloc
+// was a quarter of the CPU of a hold in the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "boxoffice", version, about = "Actor-based event booking engine")]
 struct Cli {

@@ -81,6 +81,9 @@ macro_rules! bind_all {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// PostgreSQL: connections of the journal alone, so that batch commits never queue behind
+    /// the reads of a crowd (idempotency look-ups, listings) for a pooled connection.
+    journal: Option<PgPool>,
 }
 
 /// Filters of the event list.
@@ -133,8 +136,14 @@ fn like_pattern(word: &str) -> String {
 impl Store {
     /// Connects (creating a SQLite file and its folder if needed) and runs the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let mut journal_pool = None;
         let pool = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
+            let journal = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(opts.clone());
+            journal_pool = Some(journal);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
@@ -162,7 +171,7 @@ impl Store {
         } else {
             anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:");
         };
-        Ok(Self { pool })
+        Ok(Self { pool, journal: journal_pool })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -202,6 +211,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(j) = &self.journal {
+            j.close().await;
+        }
         on_pool!(self, p => p.close().await)
     }
 
@@ -462,7 +474,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         match &self.pool {
-            Pool::Pg(p) => journal::commit_pg(p, event, epoch, ops, now).await,
+            Pool::Pg(p) => journal::commit_pg(self.journal.as_ref().unwrap_or(p), event, epoch, ops, now).await,
             Pool::Sqlite(p) => journal::commit_sqlite(p, event, epoch, ops, now).await,
         }
     }

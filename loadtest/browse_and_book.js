@@ -1,0 +1,86 @@
+// A realistic mix ramping to 1,000 VUs with think time: search and list events, open one, look
+// at its seats, hold, poll the booking, sometimes cancel. (Paying with tok_ok joins this script
+// when the payments API exists.)
+import http from 'k6/http';
+import { check, sleep } from 'k6';
+import { Counter } from 'k6/metrics';
+import { API, auth, adminToken, createEvent, makeUsers } from './lib.js';
+
+const SMOKE = !!__ENV.SMOKE;
+const VUS = Number(__ENV.VUS || (SMOKE ? 20 : 1000));
+const held = new Counter('holds_created');
+const cancelled = new Counter('holds_cancelled');
+const WORDS = ['rock', 'jazz', 'opera', 'talk', 'festival'];
+
+export const options = {
+  setupTimeout: '600s',
+  scenarios: {
+    browse: {
+      executor: 'ramping-vus',
+      startVUs: 0,
+      stages: SMOKE
+        ? [{ duration: '2s', target: VUS }, { duration: '3s', target: VUS }]
+        : [{ duration: '30s', target: VUS }, { duration: '60s', target: VUS }, { duration: '10s', target: 0 }],
+      gracefulRampDown: '5s',
+    },
+  },
+  thresholds: {
+    http_req_failed: ['rate==0'],
+    http_req_duration: ['p(95)<50', 'p(99)<150'],
+    checks: ['rate==1'],
+  },
+  summaryTrendStats: ['avg', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
+};
+
+export function setup() {
+  const admin = adminToken();
+  const events = [];
+  for (let i = 0; i < 20; i++) {
+    const seated = i % 4 === 0;
+    const body = {
+      title: `${WORDS[i % WORDS.length]} night ${i}`, description: `load test event ${i}`,
+      venue: `Venue ${i % 5}`, starts_at: `2030-0${1 + (i % 9)}-15T20:00:00Z`, price_cents: 1000 + i, currency: 'EUR',
+    };
+    if (seated) {
+      body.seat_map = { sections: [{ name: 'Stalls', rows: Array.from({ length: 40 }, (_, r) => ({ label: `R${r + 1}`, seats: 50 })) }] };
+    } else {
+      body.capacity = 100000;
+    }
+    events.push(createEvent(admin, body).id);
+  }
+  return { events, tokens: makeUsers(VUS, 'browse') };
+}
+
+function think() {
+  sleep(1 + Math.random() * 2);
+}
+
+export default function (data) {
+  const token = data.tokens[(__VU - 1) % data.tokens.length];
+  const list = http.get(`${API}/events?q=${WORDS[Math.floor(Math.random() * WORDS.length)]}&available=true&limit=10`);
+  check(list, { 'list 200': (r) => r.status === 200 });
+  think();
+  const id = data.events[Math.floor(Math.random() * data.events.length)];
+  const ev = http.get(`${API}/events/${id}`);
+  check(ev, { 'event 200': (r) => r.status === 200 });
+  if (ev.json('seated')) {
+    check(http.get(`${API}/events/${id}/seats`), { 'seats 200': (r) => r.status === 200 });
+  }
+  think();
+  const quantity = 1 + Math.floor(Math.random() * 2);
+  const hold = http.post(`${API}/events/${id}/bookings`, JSON.stringify({ quantity }),
+    auth(token, { 'Idempotency-Key': `${__VU}-${__ITER}-${Date.now()}` }));
+  check(hold, { 'hold 201 or 409': (r) => r.status === 201 || r.status === 409 });
+  if (hold.status !== 201) return;
+  held.add(1);
+  const booking = hold.json('id');
+  think();
+  const status = http.get(`${API}/bookings/${booking}`, auth(token));
+  check(status, { 'booking is held': (r) => r.status === 200 && r.json('status') === 'held' });
+  if (Math.random() < 0.2) {
+    const c = http.post(`${API}/bookings/${booking}/cancel`, null, auth(token));
+    check(c, { 'cancel 200': (r) => r.status === 200 && r.json('status') === 'cancelled' });
+    cancelled.add(1);
+  }
+  think();
+}
