@@ -115,13 +115,7 @@ impl IntoResponse for Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Db(
-                sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::Protocol(_),
-            ) => Error::Unavailable("the database is not reachable; retry shortly".into()),
+            e if e.is_unreachable() => Error::Unavailable("the database is not reachable; retry shortly".into()),
             StoreError::Fenced => Error::Unavailable("the event moved to another node; retry".into()),
             StoreError::Conflict(what) => Error::conflict("conflict", format!("{what} already exists")),
             other => Error::Internal(other.into()),

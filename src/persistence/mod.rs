@@ -4,6 +4,7 @@
 //! the hot path, has one tuned implementation per engine (`journal.rs`).
 
 mod journal;
+mod lookups;
 mod rows;
 
 use std::str::FromStr;
@@ -35,6 +36,26 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database could not be reached (reported by a task on behalf of a caller).
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
+}
+
+impl StoreError {
+    /// The database is down or unreachable (rather than refusing this request).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreachable(_)
+                | StoreError::Db(
+                    sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
+                        | sqlx::Error::Protocol(_)
+                )
+        )
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -84,6 +105,8 @@ pub struct Store {
     /// PostgreSQL: connections of the journal alone, so that batch commits never queue behind
     /// the reads of a crowd (idempotency look-ups, listings) for a pooled connection.
     journal: Option<PgPool>,
+    /// PostgreSQL: grouped idempotency look-ups.
+    lookups: Option<std::sync::Arc<lookups::KeyLookups>>,
 }
 
 /// Filters of the event list.
@@ -137,17 +160,23 @@ impl Store {
     /// Connects (creating a SQLite file and its folder if needed) and runs the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let mut journal_pool = None;
+        let mut key_lookups = None;
         let pool = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)?;
+            // Connections are kept open (min_connections) so that a crowd arriving at once does
+            // not first wait for connections, and their TLS handshakes, to be made.
             let journal = PgPoolOptions::new()
                 .max_connections(4)
+                .min_connections(2)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_lazy_with(opts.clone());
             journal_pool = Some(journal);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
+                .min_connections(max_connections.div_ceil(2))
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_lazy_with(opts);
+            key_lookups = Some(std::sync::Arc::new(lookups::KeyLookups::start(pool.clone())));
             Pool::Pg(pool)
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
@@ -171,7 +200,7 @@ impl Store {
         } else {
             anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:");
         };
-        Ok(Self { pool, journal: journal_pool })
+        Ok(Self { pool, journal: journal_pool, lookups: key_lookups })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -447,6 +476,9 @@ impl Store {
 
     /// The idempotency record of `(user, key)`: the request's hash and the booking it made.
     pub async fn idempotency_record(&self, user: UserId, key: &str) -> StoreResult<Option<(String, BookingId)>> {
+        if let Some(lookups) = &self.lookups {
+            return lookups.lookup(user, key).await;
+        }
         // Two claims racing with one key on two events may both succeed; the first one answers.
         const SQL: &str = "SELECT request_hash, id FROM bookings \
              WHERE user_id = $1 AND idempotency_key = $2 ORDER BY id LIMIT 1";
