@@ -26,7 +26,8 @@ export const options = {
   },
   thresholds: {
     http_req_failed: ['rate==0'],
-    'http_req_duration{phase:browse}': ['p(95)<50', 'p(99)<150'],
+    // The smoke run (CI) checks behaviour, not speed: the machine may be busy.
+    'http_req_duration{phase:browse}': SMOKE ? [] : ['p(95)<50', 'p(99)<150'],
     checks: ['rate==1'],
   },
   summaryTrendStats: ['avg', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
