@@ -19,6 +19,10 @@ use chrono::Utc;
 use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
 use uuid::Uuid;
 
+// The same allocator as the `boxoffice` binary, so that the engine path is measured as it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Run {
     claims: usize,
     secs: f64,

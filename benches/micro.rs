@@ -190,7 +190,7 @@ fn journal(c: &mut Criterion) {
                 },
                 |ops| {
                     let store = store.clone();
-                    async move { store.commit_batch(event, epoch, &ops, Utc::now()).await.unwrap() }
+                    async move { store.commit_batch(event, epoch, &ops, Utc::now(), None).await.unwrap() }
                 },
                 BatchSize::SmallInput,
             )

@@ -63,7 +63,8 @@ pub struct EventArgs {
 }
 
 enum Waiter {
-    Booking(Reply<BookingRow>, BookingRow, Instant),
+    /// A reply owed once the batch is durable; `true` for the claim that created the booking.
+    Booking(Reply<BookingRow>, BookingRow, Instant, bool),
 }
 
 #[derive(Default)]
@@ -96,6 +97,8 @@ pub struct EventState {
     in_flux: HashSet<BookingId>,
     /// Set once a write failed: the actor answers 503 and stops when its writes are done.
     failed: Option<String>,
+    /// Resolves when the last batch handed to the journal has finished (true: committed).
+    last_batch: Option<crate::persistence::After>,
     /// Idempotency keys of claims this actor made: (user, key) → (request hash, booking, when).
     keys: HashMap<(UserId, String), (String, BookingId, Instant)>,
     drains: Vec<RpcReplyPort<()>>,
@@ -215,13 +218,20 @@ impl EventState {
         let store = self.ctx.store.clone();
         let (event, epoch) = (self.event.id, self.event.owner_epoch);
         let me = myself.clone();
+        let (done, next_waits) = tokio::sync::oneshot::channel();
+        let after = self.last_batch.replace(next_waits);
         tokio::spawn(async move {
             let started = Instant::now();
             let result = if ops.is_empty() {
-                Ok(())
+                let previous_ok = match after {
+                    Some(previous) => previous.await.unwrap_or(false),
+                    None => true,
+                };
+                if previous_ok { Ok(()) } else { Err(StoreError::Abandoned) }
             } else {
-                store.commit_batch(event, epoch, &ops, crate::domain::now()).await
+                store.commit_batch(event, epoch, &ops, crate::domain::now(), after).await
             };
+            let _ = done.send(result.is_ok());
             metrics::histogram!("boxoffice_journal_batch_size").record(ops.len() as f64);
             metrics::histogram!("boxoffice_journal_commit_duration_seconds").record(started.elapsed().as_secs_f64());
             let fenced = matches!(result, Err(StoreError::Fenced));
@@ -245,7 +255,7 @@ impl EventState {
                     let _ = self.ctx.status_changes.send(*change);
                 }
                 for w in batch.waiters {
-                    let Waiter::Booking(port, row, received) = w;
+                    let Waiter::Booking(port, row, received, _) = w;
                     metrics::histogram!("boxoffice_claim_duration_seconds").record(received.elapsed().as_secs_f64());
                     let _ = port.send(Ok(row));
                 }
@@ -270,12 +280,18 @@ impl EventState {
                 self.failed = Some(reason);
             }
         }
-        if self.writing.is_empty() && self.filling.is_empty() {
-            for d in self.drains.drain(..) {
-                let _ = d.send(());
-            }
+        if self.writing.is_empty() {
             if let Some(reason) = &self.failed {
+                // Nothing queued after a failure may be written by this actor.
+                for Waiter::Booking(port, ..) in std::mem::take(&mut self.filling).waiters {
+                    let _ = port.send(Err(unavailable("the booking could not be saved; retry")));
+                }
                 myself.stop(Some(reason.clone()));
+            }
+            if self.filling.is_empty() {
+                for d in self.drains.drain(..) {
+                    let _ = d.send(());
+                }
             }
         }
     }
@@ -287,6 +303,10 @@ impl EventState {
         reply: Reply<BookingRow>,
         received: Instant,
     ) {
+        if reply.is_closed() {
+            // The caller gave up (timed out or went away): do not hold seats for nobody.
+            return;
+        }
         match self.claim(&cmd, crate::domain::now()) {
             Ok(row) => {
                 metrics::counter!("boxoffice_claims_total", "outcome" => "held").increment(1);
@@ -295,7 +315,7 @@ impl EventState {
                 }
                 let (id, op) = (row.id, JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
                 let change = StatusChange { booking: id, status: BookingStatus::Held };
-                self.queue(op, id, change, Some(Waiter::Booking(reply, row, received)));
+                self.queue(op, id, change, Some(Waiter::Booking(reply, row, received, true)));
                 self.flush(myself);
             }
             Err(e) => {
@@ -318,14 +338,15 @@ impl EventState {
             return;
         }
         if self.in_flux.contains(&id) {
-            let has = |b: &Batch| b.waiters.iter().any(|Waiter::Booking(_, r, _)| r.id == id);
-            let batch = match self.writing.values_mut().find(|b| has(b)) {
+            // Join the claim's own reply (not that of a later change of the same booking).
+            let claim_of = |w: &Waiter| matches!(w, Waiter::Booking(_, r, _, true) if r.id == id);
+            let batch = match self.writing.values_mut().find(|b| b.waiters.iter().any(claim_of)) {
                 Some(b) => b,
                 None => &mut self.filling,
             };
-            let row = batch.waiters.iter().map(|Waiter::Booking(_, r, _)| r).find(|r| r.id == id).cloned();
+            let row = batch.waiters.iter().find(|w| claim_of(w)).map(|Waiter::Booking(_, r, _, _)| r.clone());
             if let Some(row) = row {
-                batch.waiters.push(Waiter::Booking(reply, row, received));
+                batch.waiters.push(Waiter::Booking(reply, row, received, true));
                 return;
             }
         }
@@ -333,6 +354,9 @@ impl EventState {
     }
 
     fn expire(&mut self, myself: &ActorRef<EventMsg>) {
+        if self.failed.is_some() {
+            return;
+        }
         let now = crate::domain::now();
         let due: Vec<BookingId> = self.inv.due(now).into_iter().filter(|id| !self.in_flux.contains(id)).collect();
         for id in due {
@@ -358,10 +382,7 @@ impl Actor for EventActor {
 
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: EventArgs) -> Result<EventState, ActorProcessingErr> {
         let EventArgs { id, ctx } = args;
-        let depth = match ctx.settings.pipeline_depth {
-            0 => ctx.store.pipeline_depth(),
-            n => n,
-        };
+        let depth = ctx.store.pipeline_depth(ctx.settings.pipeline_depth);
         let event = ctx
             .store
             .take_ownership(id, &ctx.settings.node_id, crate::domain::now())
@@ -399,6 +420,7 @@ impl Actor for EventActor {
             depth,
             in_flux: HashSet::new(),
             failed: None,
+            last_batch: None,
             keys: HashMap::new(),
             drains: Vec::new(),
             last_activity: Instant::now(),
@@ -483,7 +505,7 @@ impl Actor for EventActor {
                     ..row
                 };
                 let change = StatusChange { booking: id, status: BookingStatus::Cancelled };
-                state.queue(op, id, change, Some(Waiter::Booking(reply, updated, Instant::now())));
+                state.queue(op, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
                 state.flush(&myself);
             }
             EventMsg::Update(patch, reply) => {
@@ -505,7 +527,8 @@ impl Actor for EventActor {
                         myself.stop(Some("deleted".into()));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(unavailable(&e)));
+                        tracing::warn!(event_id = %state.event.id, error = %e, "event not deleted");
+                        let _ = reply.send(Err(unavailable("the event could not be deleted; retry")));
                         if matches!(e, StoreError::Fenced) {
                             myself.stop(Some("fenced".into()));
                         }
@@ -580,7 +603,8 @@ async fn update(
             if matches!(e, StoreError::Fenced) {
                 myself.stop(Some("fenced".into()));
             }
-            return Err(unavailable(e));
+            tracing::warn!(event_id = %state.event.id, error = %e, "event not updated");
+            return Err(unavailable("the event could not be updated; retry"));
         }
     }
     match state.ctx.store.event(state.event.id).await {
@@ -590,6 +614,9 @@ async fn update(
             Ok(state.event.clone())
         }
         Ok(None) => Err(BookingError::EventNotFound),
-        Err(e) => Err(unavailable(e)),
+        Err(e) => {
+            tracing::warn!(event_id = %state.event.id, error = %e, "updated event not re-read");
+            Err(unavailable("the event was updated but could not be re-read; retry"))
+        }
     }
 }

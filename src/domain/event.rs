@@ -57,7 +57,23 @@ pub struct EventSpec {
     pub max_per_booking: u32,
 }
 
+/// Text a person typed: no control characters (a NUL byte is not storable in PostgreSQL), except
+/// line breaks and tabs in long text.
+pub fn is_printable(s: &str, multiline: bool) -> bool {
+    s.chars().all(|c| !c.is_control() || (multiline && matches!(c, '\n' | '\r' | '\t')))
+}
+
+/// Timestamps both stores keep and order correctly: years 1 to 9999.
+pub fn in_storable_range(t: &DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&t.year())
+}
+
 pub fn parse_text(errors: &mut FieldErrors, field: &str, value: Option<&str>, max: usize, required: bool) -> String {
+    if value.is_some_and(|v| !is_printable(v, max > 200)) {
+        errors.add(field, "must not contain control characters");
+        return String::new();
+    }
     match value.map(str::trim) {
         None | Some("") if required => {
             errors.add(field, "is required");
@@ -113,6 +129,9 @@ impl EventSpec {
             e.add("starts_at", "is required");
             DateTime::UNIX_EPOCH
         });
+        if !in_storable_range(&starts_at) {
+            e.add("starts_at", "must be between the years 1 and 9999");
+        }
         let price_cents = match d.price_cents {
             Some(p) => parse_price(&mut e, p),
             None => {
@@ -203,6 +222,10 @@ mod tests {
         for f in ["title", "venue", "starts_at", "price_cents", "currency", "capacity", "max_per_booking"] {
             assert!(e.0.contains_key(f), "{f} missing in {e:?}");
         }
+        let nul = EventDraft { title: Some("a\u{0}b".into()), ..draft() };
+        assert!(EventSpec::parse(nul).unwrap_err().0.contains_key("title"));
+        let far = EventDraft { starts_at: Some("-5000-01-01T00:00:00Z".parse().unwrap()), ..draft() };
+        assert!(EventSpec::parse(far).unwrap_err().0.contains_key("starts_at"));
         let both = EventDraft {
             seat_map: Some(
                 serde_json::from_value(

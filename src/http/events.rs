@@ -121,6 +121,16 @@ fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, EventId)> {
     responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 422, body = Problem)))]
 async fn list_events(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<EventPage>> {
     let limit = page_limit(q.limit)?;
+    for (name, text) in [("q", &q.q), ("venue", &q.venue)] {
+        if text.as_deref().is_some_and(|t| !event::is_printable(t, false) || t.len() > 200) {
+            return Err(Error::field(name, "must be at most 200 printable characters"));
+        }
+    }
+    for (name, t) in [("from", &q.from), ("to", &q.to)] {
+        if t.as_ref().is_some_and(|t| !event::in_storable_range(t)) {
+            return Err(Error::field(name, "must be between the years 1 and 9999"));
+        }
+    }
     let words = q.q.as_deref().unwrap_or("").split_whitespace().take(10).map(str::to_owned).collect();
     let filter = EventFilter {
         words,
@@ -239,7 +249,11 @@ async fn update_event(
         title: text(&mut e, "title", b.title, 200, true),
         description: text(&mut e, "description", b.description, 10_000, false),
         venue: text(&mut e, "venue", b.venue, 200, true),
-        starts_at: b.starts_at.map(crate::domain::at_store_precision),
+        starts_at: b.starts_at.map(crate::domain::at_store_precision).inspect(|t| {
+            if !event::in_storable_range(t) {
+                e.add("starts_at", "must be between the years 1 and 9999");
+            }
+        }),
         price_cents: b.price_cents.map(|p| event::parse_price(&mut e, p)),
         currency: b.currency.map(|c| {
             Currency::parse(&c).map(|c| c.as_str().to_owned()).unwrap_or_else(|m| {

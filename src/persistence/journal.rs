@@ -7,6 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 
 use super::{BookingRow, StoreError, StoreResult};
+
+/// Resolves to whether the event's previous batch committed.
+pub type After = tokio::sync::oneshot::Receiver<bool>;
 use crate::domain::booking::{BookingStatus, CancelReason};
 use crate::domain::ids::{BookingId, EventId};
 
@@ -47,11 +50,29 @@ const CONFIRM: &str =
 /// Last in every batch, so that a pipelined next batch can run its inserts while this one holds
 /// the event row only briefly: the fence, the capacity backstop, and the point that orders an
 /// event's batches. Zero rows means a stale owner (or a full event): the transaction rolls back.
+/// Before its fence, a batch waits for the previous batch of the event to finish: batches
+/// commit in the order the actor made them (a later batch may claim seats an earlier one frees),
+/// and if the previous one failed this one is abandoned too.
 macro_rules! fence {
-    ($tx:expr, $event:expr, $epoch:expr, $delta:expr, $now:expr) => {{
+    ($tx:expr, $event:expr, $epoch:expr, $delta:expr, $now:expr, $after:expr) => {{
+        if let Some(previous) = $after {
+            if !previous.await.unwrap_or(false) {
+                return Err(StoreError::Abandoned);
+            }
+        }
         let n = sqlx::query(FENCE).bind($delta).bind($now).bind($event.0).bind($epoch).execute(&mut *$tx).await?;
         if n.rows_affected() != 1 {
-            return Err(StoreError::Fenced);
+            // Stale owner, or a capacity the database refuses (memory and store disagree).
+            let epoch_now: Option<(i64,)> = sqlx::query_as("SELECT owner_epoch FROM events WHERE id = $1")
+                .bind($event.0)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            return Err(match epoch_now {
+                Some((e,)) if e == $epoch => {
+                    StoreError::Corrupt(format!("the counter of event {} refused the batch", $event))
+                }
+                _ => StoreError::Fenced,
+            });
         }
     }};
 }
@@ -109,6 +130,7 @@ pub(super) async fn commit_pg(
     epoch: i64,
     ops: &[JournalOp],
     now: DateTime<Utc>,
+    after: Option<After>,
 ) -> StoreResult<()> {
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
@@ -186,7 +208,7 @@ pub(super) async fn commit_pg(
             .await?;
         }
     }
-    fence!(tx, event, epoch, delta, now);
+    fence!(tx, event, epoch, delta, now, after);
     tx.commit().await?;
     Ok(())
 }
@@ -197,6 +219,7 @@ pub(super) async fn commit_sqlite(
     epoch: i64,
     ops: &[JournalOp],
     now: DateTime<Utc>,
+    after: Option<After>,
 ) -> StoreResult<()> {
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
@@ -229,7 +252,7 @@ pub(super) async fn commit_sqlite(
                 .await?;
         }
     }
-    fence!(tx, event, epoch, delta, now);
+    fence!(tx, event, epoch, delta, now, after);
     tx.commit().await?;
     Ok(())
 }

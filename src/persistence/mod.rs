@@ -16,7 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
-pub use journal::JournalOp;
+pub use journal::{After, JournalOp};
 pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
 
 use crate::domain::booking::BookingStatus;
@@ -39,22 +39,29 @@ pub enum StoreError {
     /// The database could not be reached (reported by a task on behalf of a caller).
     #[error("database unreachable: {0}")]
     Unreachable(String),
+    /// Not attempted: the event's previous batch failed.
+    #[error("abandoned after the previous batch failed")]
+    Abandoned,
 }
 
 impl StoreError {
     /// The database is down or unreachable (rather than refusing this request).
     pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unreachable(_)
-                | StoreError::Db(
-                    sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::Io(_)
-                        | sqlx::Error::Tls(_)
-                        | sqlx::Error::Protocol(_)
-                )
-        )
+        match self {
+            StoreError::Unreachable(_) => true,
+            StoreError::Db(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            // Server going down, too many connections, cancelled by a timeout, serialisation.
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                matches!(d.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300" | "57014" | "40001" | "40P01"))
+            }
+            _ => false,
+        }
     }
 }
 
@@ -221,8 +228,10 @@ impl Store {
     /// How many journal batches of one event may be written at once. PostgreSQL runs the next
     /// batch's inserts while the previous one commits (the fenced counter update, last in each
     /// batch, orders them); SQLite has one writer anyway.
-    pub fn pipeline_depth(&self) -> usize {
+    /// `requested` (0 for the default) is honoured on PostgreSQL only.
+    pub fn pipeline_depth(&self, requested: usize) -> usize {
         match self.pool {
+            Pool::Pg(_) if requested > 0 => requested,
             Pool::Pg(_) => 2,
             Pool::Sqlite(_) => 1,
         }
@@ -396,13 +405,16 @@ impl Store {
     /// Takes ownership of an event for this node: bumps the fencing epoch so that any previous
     /// owner's later writes are refused, and returns the event with its new epoch.
     pub async fn take_ownership(&self, id: EventId, node: &str, now: DateTime<Utc>) -> StoreResult<Option<EventRow>> {
-        const SQL: &str = "UPDATE events SET owner_epoch = owner_epoch + 1, owner_node = $1, updated_at = $2 \
-             WHERE id = $3 AND deleted_at IS NULL";
-        let n = on_pool!(self, p => sqlx::query(SQL).bind(node).bind(now).bind(id.0).execute(p).await.map(|r| r.rows_affected()))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        self.event(id).await
+        // One statement: the epoch read back is the one this call set, even if another node
+        // takes the event over at the same moment.
+        let sql = format!(
+            "UPDATE events SET owner_epoch = owner_epoch + 1, owner_node = $1, updated_at = $2 \
+             WHERE id = $3 AND deleted_at IS NULL RETURNING {}",
+            rows::EVENT_COLUMNS
+        );
+        let raw: Option<RawEvent> =
+            on_pool!(self, p => sqlx::query_as(&sql).bind(node).bind(now).bind(id.0).fetch_optional(p).await)?;
+        raw.map(EventRow::try_from).transpose()
     }
 
     /// Applies a partial update if this node still owns the event at `epoch`.
@@ -498,16 +510,19 @@ impl Store {
     }
 
     /// Writes one journal batch in one transaction, fenced by `epoch`.
+    /// `after`: the previous batch of the event (if still being written); this one commits only
+    /// after it, and not at all if it failed.
     pub async fn commit_batch(
         &self,
         event: EventId,
         epoch: i64,
         ops: &[JournalOp],
         now: DateTime<Utc>,
+        after: Option<journal::After>,
     ) -> StoreResult<()> {
         match &self.pool {
-            Pool::Pg(p) => journal::commit_pg(self.journal.as_ref().unwrap_or(p), event, epoch, ops, now).await,
-            Pool::Sqlite(p) => journal::commit_sqlite(p, event, epoch, ops, now).await,
+            Pool::Pg(p) => journal::commit_pg(self.journal.as_ref().unwrap_or(p), event, epoch, ops, now, after).await,
+            Pool::Sqlite(p) => journal::commit_sqlite(p, event, epoch, ops, now, after).await,
         }
     }
 }

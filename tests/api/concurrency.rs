@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-both_backends!(general_admission_rush, seated_rush);
+both_backends!(general_admission_rush, seated_rush, seats_freed_and_claimed_back_to_back);
 
 const USERS: usize = 100;
 
@@ -173,4 +173,41 @@ async fn seated_rush(backend: Backend) {
     }
     assert_eq!(held, seat_owner.keys().cloned().collect::<HashSet<_>>());
     assert_eq!(app.available(&id).await, 200 - quantity_sum);
+}
+
+/// A sold-out event where seats come back and are taken again at once: the release and the
+/// claim go to the journal in consecutive batches, which on PostgreSQL are written concurrently.
+/// The claim's batch must commit after the release's, never be refused by the counter, and
+/// nothing may answer 503.
+async fn seats_freed_and_claimed_back_to_back(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let event = app.create_ga_event(5).await;
+    let id = str_of(&event["id"]).to_owned();
+    let users = app.mint_users(2).await;
+    // Two users take turns: each round frees the other's oldest seat and claims one at once.
+    let tokens = [users[0].token.clone(), users[1].token.clone()];
+    let mut held: std::collections::VecDeque<(usize, String)> = std::collections::VecDeque::new();
+    for _ in 0..5 {
+        held.push_back((0, str_of(&app.hold_ok(&tokens[0], &id, &json!({"quantity": 1})).await["id"]).to_owned()));
+    }
+    for round in 0..40 {
+        let (holder, victim) = held.pop_front().unwrap();
+        let claimer = 1 - holder;
+        let one = json!({"quantity": 1});
+        let (cancel, hold) =
+            tokio::join!(app.cancel(&tokens[holder], &victim), app.hold(&tokens[claimer], &id, &one, None));
+        assert_eq!(cancel.status().as_u16(), 200, "round {round}: cancel");
+        match hold.status().as_u16() {
+            201 => held.push_back((claimer, str_of(&hold.json::<Value>().await.unwrap()["id"]).to_owned())),
+            409 => {
+                assert_problem(hold, 409, "sold_out").await;
+                // The seat came back after the claim was refused: take it now.
+                let b = app.hold_ok(&tokens[claimer], &id, &json!({"quantity": 1})).await;
+                held.push_back((claimer, str_of(&b["id"]).to_owned()));
+            }
+            other => panic!("round {round}: hold answered {other}: {}", hold.text().await.unwrap_or_default()),
+        }
+    }
+    assert_eq!(app.counters(&id).await, (5, 5, 5));
+    assert_eq!(app.available(&id).await, 0);
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-both_backends!(malformed_requests_are_problems, body_limit, request_ids, rate_limiting);
+both_backends!(malformed_requests_are_problems, body_limit, request_ids, rate_limiting, unstorable_text_and_dates);
 
 async fn malformed_requests_are_problems(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -222,4 +222,24 @@ async fn rate_limiting(backend: Backend) {
     for _ in 0..30 {
         assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
     }
+}
+
+/// Input the stores cannot keep (a NUL byte, a year outside 1..=9999) is a 422, not a 500.
+async fn unstorable_text_and_dates(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let nul = app.create_event(&admin, &event_body(json!({"capacity": 5, "title": "a\u{0}b"}))).await;
+    let body = assert_problem(nul, 422, "validation_failed").await;
+    assert!(body["errors"]["title"].is_string(), "{body}");
+    let year0 =
+        app.create_event(&admin, &event_body(json!({"capacity": 5, "starts_at": "0000-06-01T00:00:00Z"}))).await;
+    let body = assert_problem(year0, 422, "validation_failed").await;
+    assert!(body["errors"]["starts_at"].is_string(), "{body}");
+    assert_problem(app.get("/events?q=%00", None).await, 422, "validation_failed").await;
+    assert_problem(app.get("/events?venue=a%00b", None).await, 422, "validation_failed").await;
+    assert_problem(app.get("/events?from=0000-01-01T00:00:00Z", None).await, 422, "validation_failed").await;
+    let event = app.create_ga_event(5).await;
+    let patch =
+        app.patch(&format!("/events/{}", str_of(&event["id"])), Some(&admin), &json!({"venue": "x\u{1}"})).await;
+    assert_problem(patch, 422, "validation_failed").await;
 }

@@ -15,6 +15,7 @@ mod events;
 mod expiry;
 mod fencing;
 mod hygiene;
+mod journal;
 mod ops;
 mod process;
 mod resilience;
