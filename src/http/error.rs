@@ -180,7 +180,12 @@ impl From<QueryRejection> for Error {
 
 /// Turns any error response not made by `Error` (unknown route, wrong method, a layer's 413
 /// or timeout, a caught panic) into a problem document.
-pub async fn problemize(resp: Response) -> Response {
+pub fn problemize<B>(resp: http::Response<B>) -> Response
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let resp = resp.map(axum::body::Body::new);
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;

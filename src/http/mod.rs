@@ -20,6 +20,10 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::convert::Infallible;
+
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -110,7 +114,14 @@ pub struct Problem {
     pub detail: String,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP application as one service.
+pub type App = BoxCloneSyncService<Request, Response, Infallible>;
+
+/// Routes with their per-route layers (metrics by matched route, rate limit, body limit,
+/// timeout), wrapped once in the cross-cutting layers. Those sit outside the router on purpose:
+/// axum clones a route's service stack for every request, and the CORS layer's clone alone
+/// showed in the profile of a hold.
+pub fn app(state: AppState) -> App {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(events::router())
@@ -125,7 +136,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let cors = cors(&state.config.cors_origins);
 
-    Router::new()
+    let routes = Router::new()
         .merge(api)
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .fallback(|| async { Error::NotFound("no such route") })
@@ -140,23 +151,29 @@ pub fn router(state: AppState) -> Router {
                 .layer(middleware::from_fn(track))
                 .layer(middleware::from_fn_with_state(state.clone(), limit::limit)),
         )
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(cors)
-        .layer(CatchPanicLayer::new())
-        .layer(middleware::map_response(error::problemize))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .with_state(state);
+
+    // Outermost first.
+    let stack = ServiceBuilder::new()
+        .map_response(|r: http::Response<_>| r.map(axum::body::Body::new))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
         }))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .map_response(error::problemize)
+        .layer(CatchPanicLayer::new())
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .service(routes);
+    BoxCloneSyncService::new(stack)
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
