@@ -80,19 +80,8 @@ async fn seed(store: &Store, capacity: i64) -> anyhow::Result<(UserId, EventId)>
     store
         .insert_event(&EventRow {
             id: event,
-            title: "hot".into(),
-            description: String::new(),
-            venue: "bench".into(),
-            starts_at: now,
-            price_cents: 1000,
-            currency: "EUR".into(),
-            capacity,
-            reserved: 0,
-            seat_map: None,
             max_per_booking: 10,
-            owner_epoch: 0,
-            created_at: now,
-            updated_at: now,
+            ..EventRow::general_admission("hot", "bench", capacity, 1000)
         })
         .await?;
     Ok((user, event))

@@ -102,22 +102,7 @@ async fn seeded(url: &str, max: u32) -> (Store, UserId, EventId) {
         .unwrap();
     let event = EventId::new();
     store
-        .insert_event(&EventRow {
-            id: event,
-            title: "b".into(),
-            description: String::new(),
-            venue: "v".into(),
-            starts_at: now,
-            price_cents: 100,
-            currency: "EUR".into(),
-            capacity: i64::from(i32::MAX),
-            reserved: 0,
-            seat_map: None,
-            max_per_booking: 10,
-            owner_epoch: 0,
-            created_at: now,
-            updated_at: now,
-        })
+        .insert_event(&EventRow { id: event, ..EventRow::general_admission("b", "v", i64::from(i32::MAX), 100) })
         .await
         .unwrap();
     (store, user, event)

@@ -2,7 +2,6 @@
 
 use chrono::Duration;
 
-use crate::domain::ids::EventId;
 use crate::persistence::{EventFilter, EventRow, Store};
 
 const SAMPLES: &[(&str, &str, &str, i64, i64, i64)] = &[
@@ -33,20 +32,10 @@ pub async fn load(store: &Store) -> anyhow::Result<usize> {
             (now + Duration::days(*days)).date_naive().and_hms_opt(19, 30, 0).expect("valid time").and_utc();
         store
             .insert_event(&EventRow {
-                id: EventId::new(),
-                title: (*title).into(),
                 description: (*description).into(),
-                venue: (*venue).into(),
                 starts_at,
-                price_cents: *price,
                 currency: "USD".into(),
-                capacity: *capacity,
-                reserved: 0,
-                seat_map: None,
-                max_per_booking: 10,
-                owner_epoch: 0,
-                created_at: now,
-                updated_at: now,
+                ..EventRow::general_admission(title, venue, *capacity, *price)
             })
             .await?;
         created += 1;

@@ -38,19 +38,8 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
     store
         .insert_event(&EventRow {
             id: event,
-            title: "t".into(),
-            description: String::new(),
-            venue: "v".into(),
-            starts_at: now,
-            price_cents: 100,
-            currency: "EUR".into(),
-            capacity,
-            reserved: 0,
-            seat_map: None,
             max_per_booking: capacity,
-            owner_epoch: 0,
-            created_at: now,
-            updated_at: now,
+            ..EventRow::general_admission("t", "v", capacity, 100)
         })
         .await
         .unwrap();

@@ -103,6 +103,28 @@ pub struct EventRow {
 }
 
 impl EventRow {
+    /// A new general-admission event starting now, priced in euros, owned by nobody yet; set
+    /// other fields with struct update syntax.
+    pub fn general_admission(title: &str, venue: &str, capacity: i64, price_cents: i64) -> Self {
+        let now = crate::domain::now();
+        Self {
+            id: EventId::new(),
+            title: title.to_owned(),
+            description: String::new(),
+            venue: venue.to_owned(),
+            starts_at: now,
+            price_cents,
+            currency: "EUR".into(),
+            capacity,
+            reserved: 0,
+            seat_map: None,
+            max_per_booking: crate::domain::event::DEFAULT_MAX_PER_BOOKING.min(capacity.max(1) as u32) as i64,
+            owner_epoch: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Seat ids of a seated event, in map order.
     pub fn seat_ids(&self) -> Vec<String> {
         let Some(spec) = &self.seat_map else { return Vec::new() };
