@@ -65,17 +65,9 @@ async fn drop_pg(server: &str, url: &str) {
 }
 
 async fn seed(store: &Store, capacity: i64) -> anyhow::Result<(UserId, EventId)> {
-    let now = Utc::now();
-    let user = UserId::new();
-    store
-        .insert_user(&UserRow {
-            id: user,
-            email: format!("{user}@bench.io"),
-            password_hash: "x".into(),
-            role: Role::User,
-            created_at: now,
-        })
-        .await?;
+    let row = UserRow::new(&format!("{}@bench.io", uuid::Uuid::new_v4()), "x".into(), Role::User);
+    let user = row.id;
+    store.insert_user(&row).await?;
     let event = EventId::new();
     store
         .insert_event(&EventRow {

@@ -88,18 +88,9 @@ fn jwt(c: &mut Criterion) {
 async fn seeded(url: &str, max: u32) -> (Store, UserId, EventId) {
     let store = Store::connect(url, max).await.unwrap();
     store.migrate().await.unwrap();
-    let now = Utc::now();
-    let user = UserId::new();
-    store
-        .insert_user(&UserRow {
-            id: user,
-            email: format!("{user}@b.io"),
-            password_hash: "x".into(),
-            role: Role::User,
-            created_at: now,
-        })
-        .await
-        .unwrap();
+    let row = UserRow::new(&format!("{}@b.io", uuid::Uuid::new_v4()), "x".into(), Role::User);
+    let user = row.id;
+    store.insert_user(&row).await.unwrap();
     let event = EventId::new();
     store
         .insert_event(&EventRow { id: event, ..EventRow::general_admission("b", "v", i64::from(i32::MAX), 100) })

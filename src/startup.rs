@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
 use crate::config::Config;
-use crate::domain::ids::UserId;
 use crate::domain::user::{Email, Password, Role};
 use crate::http::{self, AppState};
 use crate::persistence::{Store, UserRow};
@@ -108,15 +107,7 @@ async fn bootstrap_admin(store: &Store, config: &Config) -> anyhow::Result<()> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("ADMIN_EMAIL {e}"))?;
     let password = Password::parse(password.clone()).map_err(|e| anyhow::anyhow!("ADMIN_PASSWORD {e}"))?;
     let hash = auth::hash_password(password.expose().to_owned()).await?;
-    store
-        .upsert_admin(&UserRow {
-            id: UserId::new(),
-            email: email.as_str().to_owned(),
-            password_hash: hash,
-            role: Role::Admin,
-            created_at: crate::domain::now(),
-        })
-        .await?;
+    store.upsert_admin(&UserRow::new(email.as_str(), hash, Role::Admin)).await?;
     tracing::info!(email = email.as_str(), "admin account ready");
     Ok(())
 }

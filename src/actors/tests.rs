@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-
 use super::*;
 use crate::domain::ids::{EventId, UserId};
 use crate::domain::user::Role;
@@ -22,18 +20,9 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()), 4).await.unwrap();
     store.migrate().await.unwrap();
-    let user = UserId::new();
-    let now = Utc::now();
-    store
-        .insert_user(&UserRow {
-            id: user,
-            email: format!("{user}@t.io"),
-            password_hash: "x".into(),
-            role: Role::User,
-            created_at: now,
-        })
-        .await
-        .unwrap();
+    let row = UserRow::new(&format!("{}@t.io", uuid::Uuid::new_v4()), "x".into(), Role::User);
+    let user = row.id;
+    store.insert_user(&row).await.unwrap();
     let event = EventId::new();
     store
         .insert_event(&EventRow {

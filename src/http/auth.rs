@@ -11,7 +11,6 @@ use super::extract::{AuthUser, Json};
 use super::{AppState, Error, Problem, Result};
 use crate::auth::{self, hash_refresh_token, new_refresh_token};
 use crate::domain::FieldErrors;
-use crate::domain::ids::UserId;
 use crate::domain::user::{Email, Password, Role};
 use crate::persistence::{RefreshTokenRow, StoreError, UserRow};
 
@@ -75,13 +74,7 @@ async fn register(
     };
     let (Some(email), Some(password)) = (email, password) else { return Err(Error::Validation(errors)) };
     let hash = auth::hash_password(password.expose().to_owned()).await?;
-    let user = UserRow {
-        id: UserId::new(),
-        email: email.as_str().to_owned(),
-        password_hash: hash,
-        role: Role::User,
-        created_at: crate::domain::now(),
-    };
+    let user = UserRow::new(email.as_str(), hash, Role::User);
     match state.store.insert_user(&user).await {
         Ok(()) => Ok((StatusCode::CREATED, Json(user.into()))),
         Err(StoreError::Conflict(_)) => {

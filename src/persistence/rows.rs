@@ -19,6 +19,13 @@ pub struct UserRow {
     pub created_at: DateTime<Utc>,
 }
 
+impl UserRow {
+    /// A new account, created now.
+    pub fn new(email: &str, password_hash: String, role: Role) -> Self {
+        Self { id: UserId::new(), email: email.to_owned(), password_hash, role, created_at: crate::domain::now() }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct RawUser {
     id: Uuid,

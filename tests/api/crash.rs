@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use boxoffice::domain::ids::{EventId, UserId};
-use boxoffice::domain::user::Role;
-use boxoffice::persistence::{Store, UserRow};
-use chrono::Utc;
+use boxoffice::domain::ids::EventId;
+use boxoffice::persistence::Store;
 use futures::StreamExt;
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -62,18 +60,7 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
     let store = Store::connect(&db.url, 2).await.expect("test store");
     let mut tokens = Vec::new();
     for _ in 0..4 {
-        let id = UserId::new();
-        store
-            .insert_user(&UserRow {
-                id,
-                email: unique_email("crash"),
-                password_hash: "minted".into(),
-                role: Role::User,
-                created_at: Utc::now(),
-            })
-            .await
-            .unwrap();
-        tokens.push(sign_token(&claims_for(id.0, "user", 900)));
+        tokens.push(mint_user(&store, "crash").await.1);
     }
     let login = client
         .post(format!("{}/api/v1/auth/login", first.base))

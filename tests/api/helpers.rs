@@ -375,20 +375,9 @@ impl TestApp {
     pub async fn mint_users(&self, n: usize) -> Vec<TestUser> {
         let mut users = Vec::with_capacity(n);
         for _ in 0..n {
-            let id = UserId::new();
-            let email = unique_email("minted");
-            self.store
-                .insert_user(&UserRow {
-                    id,
-                    email: email.clone(),
-                    // Not a valid hash: these users never log in with a password.
-                    password_hash: "minted-by-tests".into(),
-                    role: Role::User,
-                    created_at: Utc::now(),
-                })
-                .await
-                .expect("insert minted user");
-            users.push(TestUser { id: id.0, email, token: sign_token(&claims_for(id.0, "user", 900)) });
+            let (id, token) = mint_user(&self.store, "minted").await;
+            let email = self.store.user_by_id(id).await.expect("read minted user").expect("minted user").email;
+            users.push(TestUser { id: id.0, email, token });
         }
         users
     }
@@ -574,6 +563,14 @@ pub fn sign_token(claims: &Value) -> String {
 pub fn sign_token_with(claims: &Value, secret: &[u8]) -> String {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret)).expect("sign token")
+}
+
+/// A user written straight into `store` (argon2 is slow in debug builds) and a token for it,
+/// signed like the engine's. Its password hash is not a hash: it never logs in with a password.
+pub async fn mint_user(store: &Store, prefix: &str) -> (UserId, String) {
+    let row = UserRow { email: unique_email(prefix), ..UserRow::new("", "minted-by-tests".into(), Role::User) };
+    store.insert_user(&row).await.expect("mint a user");
+    (row.id, sign_token(&claims_for(row.id.0, "user", 900)))
 }
 
 // ---- waiting -------------------------------------------------------------------------------

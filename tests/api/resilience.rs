@@ -5,10 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use boxoffice::domain::ids::UserId;
-use boxoffice::domain::user::Role;
-use boxoffice::persistence::{Store, UserRow};
-use chrono::Utc;
+use boxoffice::persistence::Store;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -134,16 +131,7 @@ async fn sigterm_commits_in_flight_holds_then_exits(backend: Backend) {
     let store = Store::connect(&db.url, 2).await.expect("test store");
     let mut tokens = Vec::new();
     for _ in 0..8 {
-        let id = UserId::new();
-        let user = UserRow {
-            id,
-            email: unique_email("term"),
-            password_hash: "minted".into(),
-            role: Role::User,
-            created_at: Utc::now(),
-        };
-        store.insert_user(&user).await.unwrap();
-        tokens.push(sign_token(&claims_for(id.0, "user", 900)));
+        tokens.push(mint_user(&store, "term").await.1);
     }
     let admin = {
         let resp = client
