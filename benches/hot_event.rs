@@ -79,6 +79,36 @@ async fn seed(store: &Store, capacity: i64) -> anyhow::Result<(UserId, EventId)>
     Ok((user, event))
 }
 
+/// `claimers` tasks, each running `claim` back to back until `secs` have passed. Returns every
+/// claim's latency in microseconds and the seconds the whole run took.
+async fn run_claimers<F, Fut>(claimers: usize, secs: f64, claim: F) -> anyhow::Result<(Vec<u32>, f64)>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..claimers)
+        .map(|_| {
+            let claim = claim.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    claim().await;
+                    lat.push(t.elapsed().as_micros() as u32);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await?);
+    }
+    Ok((all, started.elapsed().as_secs_f64()))
+}
+
 /// N claimers, each claiming one seat after another for `secs`, through the engine.
 async fn engine(url: &str, claimers: usize, secs: f64) -> anyhow::Result<Run> {
     let store = Store::connect(url, 8).await?;
@@ -94,32 +124,19 @@ async fn engine(url: &str, claimers: usize, secs: f64) -> anyhow::Result<Run> {
     };
     let registry = Registry::start(store.clone(), settings).await?;
     registry.snapshot_started(event).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..claimers)
-        .map(|_| {
-            let registry = registry.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let cmd = ClaimCmd {
-                        user,
-                        request: ClaimRequest::Quantity(1),
-                        idempotency: Some((Uuid::new_v4().to_string(), "h".into())),
-                    };
-                    registry.claim(event, cmd).await.expect("claim");
-                    lat.push(t.elapsed().as_micros() as u32);
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await?);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let registry_for_claims = registry.clone();
+    let claim = move || {
+        let registry = registry_for_claims.clone();
+        async move {
+            let cmd = ClaimCmd {
+                user,
+                request: ClaimRequest::Quantity(1),
+                idempotency: Some((Uuid::new_v4().to_string(), "h".into())),
+            };
+            registry.claim(event, cmd).await.expect("claim");
+        }
+    };
+    let (all, elapsed) = run_claimers(claimers, secs, claim).await?;
     let (_, reserved, live) = store.event_counters(event).await?;
     assert_eq!(reserved as usize, all.len(), "every acknowledged claim is durable");
     assert_eq!(reserved, live);
@@ -140,53 +157,42 @@ async fn row_lock(url: &str, claimers: usize, secs: f64) -> anyhow::Result<Run> 
         .connect(url)
         .await?;
     let pool = Arc::new(pool);
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..claimers)
-        .map(|_| {
+    let claim = {
+        let pool = pool.clone();
+        move || {
             let pool = pool.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let mut tx = pool.begin().await.expect("begin");
-                    let (capacity, reserved): (i64, i64) =
-                        sqlx::query_as("SELECT capacity, reserved FROM events WHERE id = $1 FOR UPDATE")
-                            .bind(event.0)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .expect("lock");
-                    assert!(reserved < capacity);
-                    sqlx::query("UPDATE events SET reserved = reserved + 1 WHERE id = $1")
+            async move {
+                let mut tx = pool.begin().await.expect("begin");
+                let (capacity, reserved): (i64, i64) =
+                    sqlx::query_as("SELECT capacity, reserved FROM events WHERE id = $1 FOR UPDATE")
                         .bind(event.0)
-                        .execute(&mut *tx)
+                        .fetch_one(&mut *tx)
                         .await
-                        .expect("update");
-                    let now = Utc::now();
-                    sqlx::query(
-                        "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, \
-                         expires_at, created_at, updated_at) VALUES ($1, $2, $3, 1, '[]', 'held', 1000, 'EUR', $4, $5, $5)",
-                    )
-                    .bind(Uuid::now_v7())
+                        .expect("lock");
+                assert!(reserved < capacity);
+                sqlx::query("UPDATE events SET reserved = reserved + 1 WHERE id = $1")
                     .bind(event.0)
-                    .bind(user.0)
-                    .bind(now + chrono::Duration::hours(1))
-                    .bind(now)
                     .execute(&mut *tx)
                     .await
-                    .expect("insert");
-                    tx.commit().await.expect("commit");
-                    lat.push(t.elapsed().as_micros() as u32);
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await?);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+                    .expect("update");
+                let now = Utc::now();
+                sqlx::query(
+                    "INSERT INTO bookings (id, event_id, user_id, quantity, seats, status, amount_cents, currency, \
+                 expires_at, created_at, updated_at) VALUES ($1, $2, $3, 1, '[]', 'held', 1000, 'EUR', $4, $5, $5)",
+                )
+                .bind(Uuid::now_v7())
+                .bind(event.0)
+                .bind(user.0)
+                .bind(now + chrono::Duration::hours(1))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+                tx.commit().await.expect("commit");
+            }
+        }
+    };
+    let (all, elapsed) = run_claimers(claimers, secs, claim).await?;
     pool.close().await;
     Ok(summarise(all, elapsed))
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use boxoffice::actors::{ClaimCmd, ClaimRequest, EngineSettings, Registry};
 use boxoffice::auth::TokenKeys;
-use boxoffice::domain::booking::BookingStatus;
 use boxoffice::domain::ids::{BookingId, EventId, UserId};
 use boxoffice::domain::inventory::{ClaimSpec, Inventory};
 use boxoffice::domain::seatmap::{RowSpec, SeatMap, SeatMapSpec, SectionSpec};
@@ -134,7 +133,8 @@ fn journal(c: &mut Criterion) {
         format!("{}/{name}", server.rsplit_once('/').unwrap().0)
     });
     let (store, user, event) = rt.block_on(seeded(&url, 2));
-    let epoch = rt.block_on(store.take_ownership(event, "micro", Utc::now())).unwrap().unwrap().owner_epoch;
+    let event_row = rt.block_on(store.take_ownership(event, "micro", Utc::now())).unwrap().unwrap();
+    let epoch = event_row.owner_epoch;
     let mut g = c.benchmark_group("journal_batch_write_pg");
     g.sample_size(20);
     for size in [1usize, 10, 100, 1000] {
@@ -145,21 +145,7 @@ fn journal(c: &mut Criterion) {
                     let now = Utc::now();
                     (0..size)
                         .map(|i| JournalOp::Claim {
-                            booking: BookingRow {
-                                id: BookingId::new(),
-                                event_id: event,
-                                user_id: user,
-                                quantity: 1,
-                                seats: Vec::new(),
-                                status: BookingStatus::Held,
-                                cancel_reason: None,
-                                amount_cents: 100,
-                                currency: "EUR".into(),
-                                expires_at: now,
-                                ticket_code: None,
-                                created_at: now,
-                                updated_at: now,
-                            },
+                            booking: BookingRow::held(&event_row, user, 1, now, now),
                             idempotency: Some((format!("k{i}-{}", uuid::Uuid::new_v4()), "h".into())),
                         })
                         .collect::<Vec<_>>()

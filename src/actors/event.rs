@@ -180,18 +180,8 @@ impl EventState {
         let seats = booking.seats.clone();
         Ok(BookingRow {
             id,
-            event_id: self.event.id,
-            user_id: cmd.user,
-            quantity,
             seats: self.seat_names(&seats),
-            status: BookingStatus::Held,
-            cancel_reason: None,
-            amount_cents: quantity * self.event.price_cents,
-            currency: self.event.currency.clone(),
-            expires_at,
-            ticket_code: None,
-            created_at: now,
-            updated_at: now,
+            ..BookingRow::held(&self.event, cmd.user, quantity, expires_at, now)
         })
     }
 

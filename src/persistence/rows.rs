@@ -216,6 +216,34 @@ pub struct BookingRow {
     pub updated_at: DateTime<Utc>,
 }
 
+impl BookingRow {
+    /// A new hold of `quantity` places on `event` at its price (general admission; set `seats`
+    /// and `id` with struct update syntax where needed).
+    pub fn held(
+        event: &EventRow,
+        user_id: UserId,
+        quantity: i64,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: BookingId::new(),
+            event_id: event.id,
+            user_id,
+            quantity,
+            seats: Vec::new(),
+            status: BookingStatus::Held,
+            cancel_reason: None,
+            amount_cents: quantity * event.price_cents,
+            currency: event.currency.clone(),
+            expires_at,
+            ticket_code: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct RawBooking {
     id: Uuid,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use boxoffice::domain::booking::BookingStatus;
 use boxoffice::domain::ids::{BookingId, EventId, UserId};
-use boxoffice::persistence::{BookingRow, JournalOp, StoreError};
+use boxoffice::persistence::{BookingRow, EventRow, JournalOp, StoreError};
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -16,25 +16,10 @@ use crate::helpers::*;
 // batch would hold the write lock the earlier one needs), which `Store::pipeline_depth` enforces.
 postgres_only!(a_batch_commits_after_the_one_before_it);
 
-fn claim(event: EventId, user: UserId) -> (BookingId, JournalOp) {
+fn claim(event: &EventRow, user: UserId) -> (BookingId, JournalOp) {
     let now = boxoffice::domain::now();
-    let id = BookingId::new();
-    let booking = BookingRow {
-        id,
-        event_id: event,
-        user_id: user,
-        quantity: 1,
-        seats: Vec::new(),
-        status: BookingStatus::Held,
-        cancel_reason: None,
-        amount_cents: 100,
-        currency: "EUR".into(),
-        expires_at: now + chrono::Duration::minutes(10),
-        ticket_code: None,
-        created_at: now,
-        updated_at: now,
-    };
-    (id, JournalOp::Claim { booking, idempotency: None })
+    let booking = BookingRow::held(event, user, 1, now + chrono::Duration::minutes(10), now);
+    (booking.id, JournalOp::Claim { booking, idempotency: None })
 }
 
 async fn a_batch_commits_after_the_one_before_it(backend: Backend) {
@@ -44,15 +29,16 @@ async fn a_batch_commits_after_the_one_before_it(backend: Backend) {
     let user = app.mint_users(1).await.remove(0);
     let uid = UserId(user.id);
     let store = app.store().clone();
-    let epoch = store.take_ownership(eid, "journal-test", Utc::now()).await.unwrap().unwrap().owner_epoch;
+    let row = store.take_ownership(eid, "journal-test", Utc::now()).await.unwrap().unwrap();
+    let epoch = row.owner_epoch;
 
     // The one seat is held.
-    let (first, op) = claim(eid, uid);
+    let (first, op) = claim(&row, uid);
     store.commit_batch(eid, epoch, &[op], Utc::now(), None).await.unwrap();
 
     // The next batch claims the seat that the batch before it frees; it is started first.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let (_, op) = claim(eid, uid);
+    let (_, op) = claim(&row, uid);
     let later = {
         let store = store.clone();
         tokio::spawn(async move { store.commit_batch(eid, epoch, &[op], Utc::now(), Some(rx)).await })
@@ -73,7 +59,7 @@ async fn a_batch_commits_after_the_one_before_it(backend: Backend) {
 
     // If the earlier batch failed, the later one writes nothing.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let (abandoned, op) = claim(eid, uid);
+    let (abandoned, op) = claim(&row, uid);
     tx.send(false).unwrap();
     let err = store.commit_batch(eid, epoch, &[op], Utc::now(), Some(rx)).await.unwrap_err();
     assert!(matches!(err, StoreError::Abandoned), "{err:?}");
