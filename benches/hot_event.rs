@@ -120,6 +120,7 @@ async fn engine(url: &str, claimers: usize, secs: f64) -> anyhow::Result<Run> {
         idle_timeout: Duration::from_secs(3600),
         call_timeout: Duration::from_secs(30),
         node_id: "bench".into(),
+        payment_grace: Duration::from_secs(30),
         pipeline_depth: std::env::var("BENCH_PIPELINE").ok().and_then(|s| s.parse().ok()).unwrap_or(0),
     };
     let registry = Registry::start(store.clone(), settings).await?;

@@ -109,6 +109,7 @@ fn actor_round_trip(c: &mut Criterion) {
             call_timeout: Duration::from_secs(10),
             node_id: "micro".into(),
             pipeline_depth: 0,
+            payment_grace: Duration::from_secs(30),
         };
         (Registry::start(store, settings).await.unwrap(), user, event)
     });

@@ -80,6 +80,66 @@ pub struct Config {
     /// This process's name as an event owner (defaults to host name and process id).
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
+    /// What this process runs: `all` (API, outbox relay and notification workers), `api`
+    /// (no workers), or `worker` (notification workers only; needs AMQP_URL).
+    #[arg(long, env = "ROLE", value_enum, default_value = "all")]
+    pub role: ProcessRole,
+    /// How long a payment waits for the provider's callback before it fails and frees the hold.
+    #[arg(long, env = "PAYMENT_DEADLINE_SECS", default_value_t = 120)]
+    pub payment_deadline_secs: u64,
+    /// Key of the provider's webhook signature; random per process in development.
+    #[arg(long, env = "PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub payment_webhook_secret: Option<String>,
+    /// Where the simulated provider sends its callbacks (default: this server's own webhook).
+    #[arg(long, env = "PAYMENT_WEBHOOK_URL")]
+    pub payment_webhook_url: Option<String>,
+    /// Simulated provider: delay before a verdict, in milliseconds.
+    #[arg(long, env = "PAYMENT_PROVIDER_DELAY_MS", default_value_t = 1500)]
+    pub payment_provider_delay_ms: u64,
+    /// Simulated provider: delay of `tok_slow`, in milliseconds.
+    #[arg(long, env = "PAYMENT_PROVIDER_SLOW_MS", default_value_t = 10_000)]
+    pub payment_provider_slow_ms: u64,
+    /// Simulated provider: share of calls (0.0 to 1.0) that fail as if it were down.
+    #[arg(long, env = "PAYMENT_PROVIDER_FAILURE_RATE", default_value_t = 0.0)]
+    pub payment_provider_failure_rate: f64,
+    /// Upper bound of one call to the payment provider, in milliseconds.
+    #[arg(long, env = "PAYMENT_GATEWAY_TIMEOUT_MS", default_value_t = 3000)]
+    pub payment_gateway_timeout_ms: u64,
+    /// How often a waiting payment asks the provider for its status, in seconds.
+    #[arg(long, env = "PAYMENT_POLL_SECS", default_value_t = 5)]
+    pub payment_poll_secs: u64,
+    /// RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`; unset: messages travel in process.
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// Prefix of the exchange and queue names (lets several deployments share a broker).
+    #[arg(long, env = "AMQP_PREFIX", default_value = "boxoffice")]
+    pub amqp_prefix: String,
+    /// e.g. `smtp://127.0.0.1:1025` (plain), `smtps://user:pass@host`; unset: `.eml` files.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Where e-mails go as `.eml` files when SMTP_URL is unset.
+    #[arg(long, env = "MAIL_OUTBOX_DIR", default_value = "data/outbox")]
+    pub mail_outbox_dir: String,
+    /// Sender of notification e-mails.
+    #[arg(long, env = "MAIL_FROM", default_value = "boxoffice <tickets@boxoffice.local>")]
+    pub mail_from: String,
+    /// Notification workers in this process.
+    #[arg(long, env = "NOTIFICATION_WORKERS", default_value_t = 2)]
+    pub notification_workers: usize,
+    /// Tries of a notification before it goes to the dead-letter queue.
+    #[arg(long, env = "NOTIFICATION_MAX_ATTEMPTS", default_value_t = 5)]
+    pub notification_max_attempts: u32,
+    /// First pause before retrying a failed notification, in milliseconds (doubles each time).
+    #[arg(long, env = "NOTIFICATION_BACKOFF_MS", default_value_t = 500)]
+    pub notification_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProcessRole {
+    #[default]
+    All,
+    Api,
+    Worker,
 }
 
 impl Default for Config {
@@ -105,6 +165,23 @@ impl Default for Config {
             rate_limit_per_sec: 100,
             log_format: None,
             node_id: None,
+            role: ProcessRole::All,
+            payment_deadline_secs: 120,
+            payment_webhook_secret: None,
+            payment_webhook_url: None,
+            payment_provider_delay_ms: 1500,
+            payment_provider_slow_ms: 10_000,
+            payment_provider_failure_rate: 0.0,
+            payment_gateway_timeout_ms: 3000,
+            payment_poll_secs: 5,
+            amqp_url: None,
+            amqp_prefix: "boxoffice".into(),
+            smtp_url: None,
+            mail_outbox_dir: "data/outbox".into(),
+            mail_from: "boxoffice <tickets@boxoffice.local>".into(),
+            notification_workers: 2,
+            notification_max_attempts: 5,
+            notification_backoff_ms: 500,
         }
     }
 }
@@ -125,13 +202,27 @@ impl Config {
         if self.admin_email.is_some() != self.admin_password.is_some() {
             anyhow::bail!("ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
         }
+        if self.payment_deadline_secs == 0 {
+            anyhow::bail!("PAYMENT_DEADLINE_SECS must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.payment_provider_failure_rate) {
+            anyhow::bail!("PAYMENT_PROVIDER_FAILURE_RATE must be between 0.0 and 1.0");
+        }
+        if self.notification_max_attempts == 0 {
+            anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");
+        }
+        if self.role == ProcessRole::Worker && self.amqp_url.is_none() {
+            anyhow::bail!("ROLE=worker needs AMQP_URL: without a broker, messages never leave the API process");
+        }
         if self.env == Environment::Production {
-            match &self.jwt_secret {
-                None => anyhow::bail!("JWT_SECRET is required when BOXOFFICE_ENV=production"),
-                Some(s) if s.len() < 32 || WEAK_SECRETS.iter().any(|w| s.eq_ignore_ascii_case(w)) => {
-                    anyhow::bail!("JWT_SECRET is too weak for production: use at least 32 random bytes")
+            for (name, secret) in [("JWT_SECRET", &self.jwt_secret), ("PAYMENT_WEBHOOK_SECRET", &self.payment_webhook_secret)] {
+                match secret {
+                    None => anyhow::bail!("{name} is required when BOXOFFICE_ENV=production"),
+                    Some(s) if s.len() < 32 || WEAK_SECRETS.iter().any(|w| s.eq_ignore_ascii_case(w)) => {
+                        anyhow::bail!("{name} is too weak for production: use at least 32 random bytes")
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
             }
             if self.admin_password.as_deref().is_some_and(|p| p.len() < 12) {
                 anyhow::bail!("ADMIN_PASSWORD must be at least 12 characters in production");
@@ -163,6 +254,10 @@ mod tests {
         c.jwt_secret = Some("secret".into());
         assert!(c.validate().is_err());
         c.jwt_secret = Some("x".repeat(40));
+        assert!(c.validate().unwrap_err().to_string().contains("PAYMENT_WEBHOOK_SECRET"));
+        c.payment_webhook_secret = Some("changeme".into());
+        assert!(c.validate().is_err());
+        c.payment_webhook_secret = Some("y".repeat(40));
         assert!(c.validate().is_ok());
         assert!(Config::default().validate().is_ok());
     }
@@ -195,5 +290,10 @@ mod defaults_agree {
         assert_eq!(parsed.refresh_token_ttl_secs, d.refresh_token_ttl_secs);
         assert_eq!(parsed.cors_origins, d.cors_origins);
         assert_eq!(parsed.rate_limit_per_sec, d.rate_limit_per_sec);
+        assert_eq!(parsed.payment_deadline_secs, d.payment_deadline_secs);
+        assert_eq!(parsed.payment_provider_delay_ms, d.payment_provider_delay_ms);
+        assert_eq!(parsed.mail_outbox_dir, d.mail_outbox_dir);
+        assert_eq!(parsed.mail_from, d.mail_from);
+        assert_eq!(parsed.notification_max_attempts, d.notification_max_attempts);
     }
 }

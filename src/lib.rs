@@ -3,10 +3,14 @@
 
 pub mod actors;
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod notify;
+pub mod payments;
 pub mod persistence;
+pub mod receipt;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

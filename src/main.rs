@@ -62,6 +62,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(created = n, "sample events loaded");
             store.close().await;
         }
+        Command::Serve if cli.config.role == boxoffice::config::ProcessRole::Worker => {
+            boxoffice::startup::run_worker(cli.config, shutdown_signal()).await?;
+        }
         Command::Serve => {
             let app = Application::build(cli.config).await?;
             if cli.seed {

@@ -5,13 +5,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 
 use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
-use crate::config::Config;
+use crate::bus::{Bus, OutboxRelay, RelayMsg};
+use crate::config::{Config, ProcessRole};
+use crate::notify::mail::Mailer;
+use crate::notify::worker::{NotificationSupervisor, NotifyCtx, PoolMsg, WorkerSettings};
+use crate::payments::gateway::{GuardSettings, Guarded};
+use crate::payments::simulated::{SimulatedProvider, SimulatedSettings};
+use crate::payments::{PaymentSettings, Payments};
 use crate::domain::user::{Email, Password, Role};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Services};
 use crate::persistence::{Store, UserRow};
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
@@ -24,6 +34,45 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     port: u16,
+    background: Background,
+}
+
+/// Actors that run beside the HTTP API, stopped after it.
+struct Background {
+    relay: Option<ActorRef<RelayMsg>>,
+    workers: Option<ActorRef<PoolMsg>>,
+}
+
+impl Background {
+    fn stop(&self) {
+        if let Some(r) = &self.relay {
+            r.stop(Some("shutdown".into()));
+        }
+        if let Some(w) = &self.workers {
+            w.stop(Some("shutdown".into()));
+        }
+    }
+}
+
+/// The notification pool of this process.
+async fn start_workers(config: &Config, store: &Store, bus: &Bus) -> anyhow::Result<ActorRef<PoolMsg>> {
+    let mailer = Mailer::new(config.smtp_url.as_deref(), Path::new(&config.mail_outbox_dir), &config.mail_from)
+        .map_err(|e| anyhow::anyhow!("SMTP_URL / MAIL_FROM / MAIL_OUTBOX_DIR: {e}"))?;
+    tracing::info!(mail = %mailer.describe(), bus = %bus.describe(), workers = config.notification_workers,
+        "notification workers starting");
+    let ctx = NotifyCtx {
+        store: store.clone(),
+        bus: bus.clone(),
+        mailer: Arc::new(mailer),
+        settings: WorkerSettings {
+            workers: config.notification_workers,
+            prefetch: 16,
+            max_attempts: config.notification_max_attempts,
+            backoff: Duration::from_millis(config.notification_backoff_ms),
+        },
+    };
+    let (pool, _) = Actor::spawn(None, NotificationSupervisor, ctx).await?;
+    Ok(pool)
 }
 
 impl Application {
@@ -41,6 +90,7 @@ impl Application {
             call_timeout: Duration::from_millis(config.actor_call_timeout_ms),
             node_id,
             pipeline_depth: config.journal_pipeline_depth,
+            payment_grace: Duration::from_secs(30),
         };
         let registry = Registry::start(store.clone(), settings).await?;
         let recovering = registry.clone();
@@ -65,10 +115,63 @@ impl Application {
         let listener = TcpListener::bind(&config.bind_addr)
             .await
             .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
-        let port = listener.local_addr()?.port();
-        let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle());
+        let local = listener.local_addr()?;
+        let port = local.port();
+
+        // Payments: the simulated provider calls this server's own webhook unless told otherwise.
+        let webhook_secret = match &config.payment_webhook_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => {
+                tracing::warn!("PAYMENT_WEBHOOK_SECRET is not set: using a random key for this process");
+                auth::random_secret()
+            }
+        };
+        let webhook_url = Arc::new(OnceLock::new());
+        let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
+        let _ = webhook_url.set(
+            config.payment_webhook_url.clone().unwrap_or_else(|| format!("http://{host}:{port}/api/v1/payments/webhook")),
+        );
+        let provider = Arc::new(SimulatedProvider::new(
+            SimulatedSettings {
+                delay: Duration::from_millis(config.payment_provider_delay_ms),
+                slow_delay: Duration::from_millis(config.payment_provider_slow_ms),
+                failure_rate: config.payment_provider_failure_rate,
+                latency: Duration::from_millis(5),
+            },
+            webhook_secret.clone(),
+            webhook_url,
+        ));
+        let gateway = Arc::new(Guarded::new(
+            Arc::new(provider),
+            GuardSettings { timeout: Duration::from_millis(config.payment_gateway_timeout_ms), ..GuardSettings::default() },
+        ));
+        let payments = Payments::start(
+            store.clone(),
+            registry.clone(),
+            gateway,
+            PaymentSettings {
+                deadline: Duration::from_secs(config.payment_deadline_secs),
+                poll_interval: Duration::from_secs(config.payment_poll_secs.max(1)),
+                retry_delay: Duration::from_secs(1),
+                sweep_interval: Duration::from_secs(5),
+            },
+        )
+        .await?;
+
+        // The outbox relay and, unless this is an API-only process, the notification workers.
+        let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
+        let (relay, _) =
+            Actor::spawn(None, OutboxRelay, (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500)))
+                .await?;
+        let workers = match config.role {
+            ProcessRole::All => Some(start_workers(&config, &store, &bus).await?),
+            ProcessRole::Api | ProcessRole::Worker => None,
+        };
+        let background = Background { relay: Some(relay), workers };
+        let services = Services { payments, bus, webhook_secret };
+        let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
-        Ok(Self { listener, state, port })
+        Ok(Self { listener, state, port, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -88,6 +191,8 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let registry = self.state.registry.clone();
         let store = self.state.store.clone();
+        let payments = self.state.payments.clone();
+        let background = self.background;
         let app = http::app(self.state);
         axum::serve(
             self.listener,
@@ -95,11 +200,34 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        // Unfinished sagas and unsent outbox rows are persisted: the next start resumes them.
+        payments.stop();
         registry.shutdown(Duration::from_secs(10)).await;
+        background.stop();
         store.close().await;
         tracing::info!("boxoffice stopped");
         Ok(())
     }
+}
+
+/// A process of `ROLE=worker`: notification workers only, plus `/healthz` and `/metrics`.
+pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    config.validate()?;
+    let store = connect_store(&config).await?;
+    let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
+    let workers = start_workers(&config, &store, &bus).await?;
+    let metrics = crate::telemetry::metrics_handle();
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/metrics", axum::routing::get(move || async move { metrics.render() }));
+    let listener = TcpListener::bind(&config.bind_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "boxoffice notification worker ready");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    workers.stop(Some("shutdown".into()));
+    store.close().await;
+    Ok(())
 }
 
 async fn bootstrap_admin(store: &Store, config: &Config) -> anyhow::Result<()> {
@@ -112,6 +240,6 @@ async fn bootstrap_admin(store: &Store, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "node".into())
 }

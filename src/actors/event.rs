@@ -21,7 +21,7 @@ use crate::domain::booking::{BookingStatus, CancelReason};
 use crate::domain::ids::{BookingId, EventId, UserId};
 use crate::domain::inventory::{ClaimError, ClaimSpec, Holding, Inventory, LiveBooking};
 use crate::domain::seatmap::SeatIdx;
-use crate::persistence::{BookingRow, EventPatch, EventRow, JournalOp, StoreError};
+use crate::persistence::{BookingRow, EventPatch, EventRow, JournalOp, OutboxEntry, StoreError};
 
 pub type Reply<T> = RpcReplyPort<Result<T, BookingError>>;
 
@@ -41,8 +41,13 @@ pub struct ClaimCmd {
 
 pub enum EventMsg {
     Claim(ClaimCmd, Reply<BookingRow>),
-    /// Cancels a live booking; carries the row the caller read (ownership already checked).
-    Cancel(BookingRow, CancelReason, Reply<BookingRow>),
+    /// Cancels a live booking; carries the row the caller read (ownership already checked) and
+    /// changes to write in the same transaction.
+    Cancel(BookingRow, CancelReason, Vec<JournalOp>, Reply<BookingRow>),
+    /// A held booking was paid for: confirms it, writing the given changes with it.
+    Confirm(BookingRow, Vec<JournalOp>, Reply<BookingRow>),
+    /// A payment started: the hold must not expire before `until` (the saga settles it).
+    HoldForPayment(BookingId, DateTime<Utc>, Reply<()>),
     Update(EventPatch, Reply<EventRow>),
     Delete(Reply<()>),
     /// Answers once nothing is pending or being written (graceful shutdown).
@@ -75,6 +80,8 @@ struct Batch {
     waiters: Vec<Waiter>,
     /// Status changes to announce once durable.
     changes: Vec<StatusChange>,
+    /// Whether it writes outbox messages (the relay is woken once it commits).
+    announces: bool,
 }
 
 impl Batch {
@@ -99,6 +106,8 @@ pub struct EventState {
     failed: Option<String>,
     /// Resolves when the last batch handed to the journal has finished (true: committed).
     last_batch: Option<crate::persistence::After>,
+    /// Held bookings being paid for, and until when their holds wait for the payment.
+    paying: HashMap<BookingId, DateTime<Utc>>,
     /// Idempotency keys of claims this actor made: (user, key) → (request hash, booking, when).
     keys: HashMap<(UserId, String), (String, BookingId, Instant)>,
     drains: Vec<RpcReplyPort<()>>,
@@ -187,7 +196,21 @@ impl EventState {
 
     /// Queues a change of the journal, to be answered (if at all) once durable.
     fn queue(&mut self, op: JournalOp, booking: BookingId, change: StatusChange, waiter: Option<Waiter>) {
+        self.queue_with(op, Vec::new(), booking, change, waiter);
+    }
+
+    /// Queues a change with others written in the same transaction (payment, outbox).
+    fn queue_with(
+        &mut self,
+        op: JournalOp,
+        with: Vec<JournalOp>,
+        booking: BookingId,
+        change: StatusChange,
+        waiter: Option<Waiter>,
+    ) {
+        self.filling.announces |= with.iter().any(|o| matches!(o, JournalOp::Outbox(_)));
         self.filling.ops.push(op);
+        self.filling.ops.extend(with);
         self.filling.touched.push(booking);
         self.filling.changes.push(change);
         self.filling.waiters.extend(waiter);
@@ -243,6 +266,9 @@ impl EventState {
                 for change in &batch.changes {
                     // Nobody listening is fine.
                     let _ = self.ctx.status_changes.send(*change);
+                }
+                if batch.announces {
+                    self.ctx.outbox_wake.notify_one();
                 }
                 for w in batch.waiters {
                     let Waiter::Booking(port, row, received, _) = w;
@@ -343,14 +369,85 @@ impl EventState {
         let _ = reply.send(Err(BookingError::Replay(id)));
     }
 
+    /// Whether a live booking may change now: `Err(None)` when it is no longer live here (the
+    /// caller names the business error), `Err(Some(503))` while the actor cannot write.
+    fn check_changeable(&self, row: &BookingRow) -> Result<(), Option<BookingError>> {
+        if let Some(reason) = &self.failed {
+            return Err(Some(unavailable(reason)));
+        }
+        if !row.status.is_live() || self.inv.get(&row.id).is_none() {
+            // Already released (a cancellation or expiry got here first).
+            return Err(None);
+        }
+        if self.in_flux.contains(&row.id) {
+            return Err(Some(unavailable("the booking is changing; retry")));
+        }
+        Ok(())
+    }
+
+    fn cancel(
+        &mut self,
+        myself: &ActorRef<EventMsg>,
+        row: BookingRow,
+        reason: CancelReason,
+        mut with: Vec<JournalOp>,
+        reply: Reply<BookingRow>,
+    ) {
+        let Some(live) = self.inv.release(&row.id) else { return };
+        self.paying.remove(&row.id);
+        let was = match live.holding {
+            Holding::Confirmed => BookingStatus::Confirmed,
+            Holding::Held { .. } => BookingStatus::Held,
+        };
+        let now = crate::domain::now();
+        let id = row.id;
+        if was == BookingStatus::Confirmed {
+            // Paid for: the payment's saga refunds it.
+            with.push(JournalOp::RefundBooking { booking_id: id });
+        }
+        if reason != CancelReason::PaymentFailed {
+            let extra = serde_json::json!({ "reason": reason.as_str(), "refund": was == BookingStatus::Confirmed });
+            with.push(JournalOp::Outbox(OutboxEntry::about("booking.cancelled", &row, extra, None)));
+        }
+        let op = JournalOp::Release { booking_id: id, quantity: live.quantity as i64, was, to: BookingStatus::Cancelled, reason: Some(reason) };
+        let updated = BookingRow { status: BookingStatus::Cancelled, cancel_reason: Some(reason), updated_at: now, ..row };
+        let change = StatusChange { booking: id, status: BookingStatus::Cancelled };
+        self.queue_with(op, with, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
+        self.flush(myself);
+    }
+
+    fn confirm(&mut self, myself: &ActorRef<EventMsg>, row: BookingRow, with: Vec<JournalOp>, reply: Reply<BookingRow>) {
+        if self.inv.confirm(&row.id).is_none() {
+            // Confirmed already: a second payment cannot confirm it again.
+            let _ = reply.send(Err(BookingError::NotPayable));
+            return;
+        }
+        self.paying.remove(&row.id);
+        let (id, now) = (row.id, crate::domain::now());
+        let ticket_code = crate::domain::payment::new_ticket_code();
+        let op = JournalOp::Confirm { booking_id: id, ticket_code: ticket_code.clone() };
+        let updated = BookingRow { status: BookingStatus::Confirmed, ticket_code: Some(ticket_code), updated_at: now, ..row };
+        let change = StatusChange { booking: id, status: BookingStatus::Confirmed };
+        self.queue_with(op, with, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
+        self.flush(myself);
+    }
+
     fn expire(&mut self, myself: &ActorRef<EventMsg>) {
         if self.failed.is_some() {
             return;
         }
         let now = crate::domain::now();
-        let due: Vec<BookingId> = self.inv.due(now).into_iter().filter(|id| !self.in_flux.contains(id)).collect();
+        // A hold being paid for waits for its payment (until the saga's deadline and a grace).
+        self.paying.retain(|_, until| *until > now);
+        let due: Vec<BookingId> = self
+            .inv
+            .due(now)
+            .into_iter()
+            .filter(|id| !self.in_flux.contains(id) && !self.paying.contains_key(id))
+            .collect();
         for id in due {
             let Some(live) = self.inv.release(&id) else { continue };
+            let user = live.user;
             let op = JournalOp::Release {
                 booking_id: id,
                 quantity: live.quantity as i64,
@@ -358,7 +455,10 @@ impl EventState {
                 to: BookingStatus::Expired,
                 reason: None,
             };
-            self.queue(op, id, StatusChange { booking: id, status: BookingStatus::Expired }, None);
+            let payload = serde_json::json!({ "booking_id": id, "event_id": self.event.id, "user_id": user });
+            let announce = JournalOp::Outbox(OutboxEntry::new("booking.expired", payload, None));
+            let change = StatusChange { booking: id, status: BookingStatus::Expired };
+            self.queue_with(op, vec![announce], id, change, None);
             metrics::counter!("boxoffice_holds_expired_total").increment(1);
         }
         self.flush(myself);
@@ -394,6 +494,8 @@ impl Actor for EventActor {
             let live = LiveBooking { user: b.user_id, quantity: b.quantity as u32, seats, holding };
             inv.restore(b.id, live).map_err(|e| format!("booking {} does not fit event {id}: {e}", b.id))?;
         }
+        let grace = chrono::Duration::from_std(ctx.settings.payment_grace).unwrap_or_default();
+        let paying = ctx.store.pending_payment_deadlines(id).await?.into_iter().map(|(b, d)| (b, d + grace)).collect();
         let initial = Snapshot { counts: inv.counts(), seat_map: inv.seat_map().cloned(), seats: inv.seat_states() };
         let snapshot = ctx.snapshots.entry(id).or_insert_with(|| watch::channel(initial.clone()).0).clone();
         snapshot.send_replace(initial);
@@ -409,6 +511,7 @@ impl Actor for EventActor {
             next_batch: 0,
             depth,
             in_flux: HashSet::new(),
+            paying,
             failed: None,
             last_batch: None,
             keys: HashMap::new(),
@@ -455,48 +558,37 @@ impl Actor for EventActor {
                     None => state.accept_claim(&myself, cmd, reply, received),
                 }
             }
-            EventMsg::Cancel(row, reason, reply) => {
+            EventMsg::Cancel(row, reason, with, reply) => {
                 state.last_activity = Instant::now();
-                if let Some(reason) = &state.failed {
-                    let _ = reply.send(Err(unavailable(reason)));
-                    return Ok(());
+                match state.check_changeable(&row) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e.unwrap_or(BookingError::NotCancellable)));
+                    }
+                    Ok(()) => state.cancel(&myself, row, reason, with, reply),
                 }
-                if !row.status.is_live() {
-                    let _ = reply.send(Err(BookingError::NotCancellable));
-                    return Ok(());
+            }
+            EventMsg::Confirm(row, with, reply) => {
+                state.last_activity = Instant::now();
+                match state.check_changeable(&row) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e.unwrap_or(BookingError::NotPayable)));
+                    }
+                    Ok(()) => state.confirm(&myself, row, with, reply),
                 }
-                if state.inv.get(&row.id).is_none() {
-                    // Already released (a cancellation or expiry got here first).
-                    let _ = reply.send(Err(BookingError::NotCancellable));
-                    return Ok(());
-                }
-                if state.in_flux.contains(&row.id) {
-                    let _ = reply.send(Err(unavailable("the booking is changing; retry")));
-                    return Ok(());
-                }
-                let Some(live) = state.inv.release(&row.id) else { return Ok(()) };
-                let was = match live.holding {
-                    Holding::Confirmed => BookingStatus::Confirmed,
-                    Holding::Held { .. } => BookingStatus::Held,
-                };
+            }
+            EventMsg::HoldForPayment(id, until, reply) => {
+                state.last_activity = Instant::now();
                 let now = crate::domain::now();
-                let id = row.id;
-                let op = JournalOp::Release {
-                    booking_id: id,
-                    quantity: live.quantity as i64,
-                    was,
-                    to: BookingStatus::Cancelled,
-                    reason: Some(reason),
+                let result = match state.inv.get(&id).map(|b| b.holding) {
+                    _ if state.failed.is_some() => Err(unavailable("the event is restarting; retry")),
+                    _ if state.in_flux.contains(&id) => Err(unavailable("the booking is changing; retry")),
+                    Some(Holding::Held { expires_at }) if expires_at > now => {
+                        state.paying.insert(id, until);
+                        Ok(())
+                    }
+                    _ => Err(BookingError::NotPayable),
                 };
-                let updated = BookingRow {
-                    status: BookingStatus::Cancelled,
-                    cancel_reason: Some(reason),
-                    updated_at: now,
-                    ..row
-                };
-                let change = StatusChange { booking: id, status: BookingStatus::Cancelled };
-                state.queue(op, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
-                state.flush(&myself);
+                let _ = reply.send(result);
             }
             EventMsg::Update(patch, reply) => {
                 let _ = reply.send(update(state, &myself, patch).await);

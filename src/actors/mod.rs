@@ -41,6 +41,9 @@ pub enum BookingError {
     /// The key was already used for this exact request; the booking is durable.
     #[error("replay of an earlier request")]
     Replay(crate::domain::ids::BookingId),
+    /// Payment asked for a booking that is not held (or is already being paid).
+    #[error("the booking cannot be paid in its current state")]
+    NotPayable,
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
 }
@@ -55,6 +58,9 @@ pub struct EngineSettings {
     pub idle_timeout: Duration,
     /// Upper bound for every call into an actor.
     pub call_timeout: Duration,
+    /// A hold being paid for lasts until the payment's deadline plus this, so that the saga
+    /// (not expiry) settles it.
+    pub payment_grace: Duration,
     /// Identifies this process as an event owner.
     pub node_id: String,
     /// Journal batches of one event written at once; `0` takes the store's default.
@@ -82,4 +88,6 @@ pub(crate) struct EngineContext {
     pub settings: EngineSettings,
     pub snapshots: Arc<dashmap::DashMap<crate::domain::ids::EventId, tokio::sync::watch::Sender<Snapshot>>>,
     pub status_changes: tokio::sync::broadcast::Sender<StatusChange>,
+    /// Woken when a batch with outbox messages commits, so the relay publishes at once.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }

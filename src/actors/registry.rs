@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use super::event::{ClaimCmd, EventActor, EventArgs, EventMsg, Reply};
 use super::{BookingError, EngineContext, EngineSettings, Snapshot};
 use crate::domain::booking::CancelReason;
-use crate::domain::ids::{EventId, UserId};
-use crate::persistence::{BookingRow, EventPatch, EventRow, Store};
+use crate::domain::ids::{BookingId, EventId, UserId};
+use crate::persistence::{BookingRow, EventPatch, EventRow, JournalOp, Store};
 
 type Actors = Arc<DashMap<EventId, ActorRef<EventMsg>>>;
 type KeysInFlight = Arc<DashMap<(UserId, String), (String, usize)>>;
@@ -159,7 +159,13 @@ fn call_failed<T>(r: Result<CallResult<Result<T, BookingError>>, impl std::fmt::
 impl Registry {
     pub async fn start(store: Store, settings: EngineSettings) -> anyhow::Result<Self> {
         let (status_changes, _) = tokio::sync::broadcast::channel(4096);
-        let ctx = EngineContext { store, settings, snapshots: Arc::new(DashMap::new()), status_changes };
+        let ctx = EngineContext {
+            store,
+            settings,
+            snapshots: Arc::new(DashMap::new()),
+            status_changes,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+        };
         let actors: Actors = Arc::new(DashMap::new());
         let (supervisor, _) = Actor::spawn(None, EventSupervisor, (ctx.clone(), actors.clone())).await?;
         Ok(Self { actors, keys_in_flight: Arc::new(DashMap::new()), supervisor, ctx })
@@ -221,9 +227,37 @@ impl Registry {
         self.call(id, move |r| EventMsg::Claim(cmd.clone(), r)).await
     }
 
-    pub async fn cancel(&self, booking: BookingRow, reason: CancelReason) -> Result<BookingRow, BookingError> {
+    /// Cancels a live booking. `with`: changes written in the same transaction (a failed
+    /// payment and its announcement).
+    pub async fn cancel(
+        &self,
+        booking: BookingRow,
+        reason: CancelReason,
+        with: Vec<JournalOp>,
+    ) -> Result<BookingRow, BookingError> {
         let id = booking.event_id;
-        self.call(id, move |r| EventMsg::Cancel(booking.clone(), reason, r)).await
+        self.call(id, move |r| EventMsg::Cancel(booking.clone(), reason, with.clone(), r)).await
+    }
+
+    /// Confirms a held booking (paid), writing `with` in the same transaction.
+    pub async fn confirm(&self, booking: BookingRow, with: Vec<JournalOp>) -> Result<BookingRow, BookingError> {
+        let id = booking.event_id;
+        self.call(id, move |r| EventMsg::Confirm(booking.clone(), with.clone(), r)).await
+    }
+
+    /// Keeps a held booking from expiring until `until` while its payment runs.
+    pub async fn hold_for_payment(
+        &self,
+        event: EventId,
+        booking: BookingId,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), BookingError> {
+        self.call(event, move |r| EventMsg::HoldForPayment(booking, until, r)).await
+    }
+
+    /// Notified when outbox messages were written.
+    pub fn outbox_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.ctx.outbox_wake.clone()
     }
 
     pub async fn update(&self, id: EventId, patch: EventPatch) -> Result<EventRow, BookingError> {

@@ -39,6 +39,7 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
         call_timeout: Duration::from_secs(5),
         node_id: "test".into(),
         pipeline_depth: 0,
+        payment_grace: Duration::from_secs(30),
     };
     settings(&mut s);
     let registry = Registry::start(store.clone(), s).await.unwrap();

@@ -36,4 +36,4 @@ macro_rules! id_type {
     )*};
 }
 
-id_type!(EventId, BookingId, UserId);
+id_type!(EventId, BookingId, UserId, PaymentId);

@@ -5,6 +5,7 @@ pub mod booking;
 pub mod event;
 pub mod ids;
 pub mod inventory;
+pub mod payment;
 pub mod seatmap;
 pub mod user;
 

@@ -76,7 +76,7 @@ pub struct CreateBooking {
 
 const MAX_KEY_LEN: usize = 255;
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let key = v.to_str().map_err(|_| Error::BadRequest("Idempotency-Key must be visible ASCII".into()))?.trim();
     if key.is_empty() || key.len() > MAX_KEY_LEN {
@@ -179,7 +179,7 @@ async fn list_bookings(
 }
 
 /// The booking if the caller may see it; 404 otherwise, so ids of others are not revealed.
-async fn visible_booking(state: &AppState, p: &Principal, id: Uuid) -> Result<BookingRow> {
+pub(super) async fn visible_booking(state: &AppState, p: &Principal, id: Uuid) -> Result<BookingRow> {
     match state.store.booking(BookingId(id)).await? {
         Some(b) if b.user_id == p.user_id || p.is_admin() => Ok(b),
         _ => Err(Error::NotFound("booking not found")),
@@ -208,7 +208,7 @@ async fn cancel_booking(
         return Err(BookingError::NotCancellable.into());
     }
     let reason = if b.user_id == p.user_id { CancelReason::User } else { CancelReason::Admin };
-    let row = state.registry.cancel(b, reason).await?;
+    let row = state.registry.cancel(b, reason, Vec::new()).await?;
     tracing::info!(booking_id = %id, reason = reason.as_str(), "booking cancelled");
     Ok(Json(row.into()))
 }

@@ -146,6 +146,9 @@ impl From<BookingError> for Error {
                 detail: format!("capacity may not drop below the {in_use} seats held or sold"),
                 extra: Some(("in_use", json!(in_use))),
             },
+            BookingError::NotPayable => {
+                Error::conflict("booking_not_payable", "the booking is not held, or is already paid or being paid")
+            }
             BookingError::HasBookings => Error::conflict("event_has_bookings", "the event has live bookings"),
             BookingError::IdempotencyKeyReused => Error::IdempotencyKeyReused,
             BookingError::Replay(id) => Error::Internal(anyhow::anyhow!("unhandled replay of booking {id}")),

@@ -9,6 +9,7 @@ mod events;
 mod extract;
 mod limit;
 mod ops;
+mod payments;
 mod streams;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::actors::Registry;
+use crate::bus::Bus;
+use crate::payments::Payments;
 use crate::auth::TokenKeys;
 use crate::config::Config;
 use crate::persistence::Store;
@@ -54,6 +57,17 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// `None` when `RATE_LIMIT_PER_SEC=0`.
     pub limiter: Option<Arc<limit::Limiter>>,
+    pub payments: Payments,
+    pub bus: Bus,
+    /// Key of the payment provider's webhook signatures.
+    pub webhook_secret: Vec<u8>,
+}
+
+/// What the payment and notification routes need besides the engine.
+pub struct Services {
+    pub payments: Payments,
+    pub bus: Bus,
+    pub webhook_secret: Vec<u8>,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,9 +84,27 @@ impl FromRef<AppState> for Arc<TokenKeys> {
 }
 
 impl AppState {
-    pub fn new(store: Store, registry: Registry, keys: TokenKeys, config: Config, metrics: PrometheusHandle) -> Self {
+    pub fn new(
+        store: Store,
+        registry: Registry,
+        keys: TokenKeys,
+        config: Config,
+        metrics: PrometheusHandle,
+        services: Services,
+    ) -> Self {
         let limiter = limit::Limiter::new(config.rate_limit_per_sec);
-        Self(Arc::new(Shared { store, registry, keys: Arc::new(keys), config: Arc::new(config), metrics, limiter }))
+        let Services { payments, bus, webhook_secret } = services;
+        Self(Arc::new(Shared {
+            store,
+            registry,
+            keys: Arc::new(keys),
+            config: Arc::new(config),
+            metrics,
+            limiter,
+            payments,
+            bus,
+            webhook_secret,
+        }))
     }
 }
 
@@ -84,6 +116,7 @@ impl AppState {
         (name = "auth", description = "Accounts and tokens"),
         (name = "events", description = "The event catalogue"),
         (name = "bookings", description = "Holds and bookings"),
+        (name = "payments", description = "Payments, receipts and ticket check-in"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -126,6 +159,7 @@ pub fn app(state: AppState) -> App {
         .merge(auth::router())
         .merge(events::router())
         .merge(bookings::router())
+        .merge(payments::router())
         .merge(ops::router())
         .split_for_parts();
     let (streams, streams_doc) = OpenApiRouter::new().merge(streams::router()).split_for_parts();

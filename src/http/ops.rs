@@ -30,24 +30,36 @@ async fn healthz() -> Json<Health> {
 pub struct Readiness {
     status: &'static str,
     store: &'static str,
+    broker: String,
     event_actors: usize,
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down", body = Problem)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error> {
+    let engine = state.store.engine();
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(Readiness {
-            status: "ready",
-            store: state.store.engine(),
-            event_actors: state.registry.running_actors(),
-        })),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store is down");
-            Err(Error::Unavailable(format!("store ({}) is not reachable", state.store.engine())))
+            return Err(Error::Unavailable(format!("store ({engine}) is not reachable")));
         }
-        Err(_) => Err(Error::Unavailable(format!("store ({}) did not answer within 2 s", state.store.engine()))),
+        Err(_) => return Err(Error::Unavailable(format!("store ({engine}) did not answer within 2 s"))),
     }
+    match tokio::time::timeout(Duration::from_secs(2), state.bus.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: broker is down");
+            return Err(Error::Unavailable("broker (rabbitmq) is not reachable".into()));
+        }
+        Err(_) => return Err(Error::Unavailable("broker (rabbitmq) did not answer within 2 s".into())),
+    }
+    Ok(Json(Readiness {
+        status: "ready",
+        store: engine,
+        broker: state.bus.describe(),
+        event_actors: state.registry.running_actors(),
+    }))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]

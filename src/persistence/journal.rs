@@ -11,7 +11,8 @@ use super::{BookingRow, StoreError, StoreResult};
 /// Resolves to whether the event's previous batch committed.
 pub type After = tokio::sync::oneshot::Receiver<bool>;
 use crate::domain::booking::{BookingStatus, CancelReason};
-use crate::domain::ids::{BookingId, EventId};
+use crate::domain::ids::{BookingId, EventId, PaymentId};
+use crate::domain::payment::{PaymentStatus, SagaStep};
 
 #[derive(Debug, Clone)]
 pub enum JournalOp {
@@ -27,6 +28,42 @@ pub enum JournalOp {
     },
     /// A held booking is paid for.
     Confirm { booking_id: BookingId, ticket_code: String },
+    /// A payment moves on with the booking change in the same batch (its saga's step included).
+    Payment { payment_id: PaymentId, status: PaymentStatus, step: SagaStep, reason: Option<String> },
+    /// A confirmed booking was cancelled: its succeeded payment is to be refunded.
+    RefundBooking { booking_id: BookingId },
+    /// A message for the relay to publish, written with the change it announces.
+    Outbox(OutboxEntry),
+}
+
+/// One row of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The routing key, e.g. `booking.confirmed`.
+    pub topic: String,
+    /// JSON document.
+    pub payload: String,
+    /// The HTTP request that caused the change, for the consumer's logs.
+    pub request_id: Option<String>,
+}
+
+impl OutboxEntry {
+    pub fn new(topic: &str, payload: serde_json::Value, request_id: Option<String>) -> Self {
+        Self { topic: topic.to_owned(), payload: payload.to_string(), request_id }
+    }
+
+    /// A message about a booking: its ids, plus `extra` fields (reason, payment id).
+    pub fn about(topic: &str, booking: &BookingRow, extra: serde_json::Value, request_id: Option<String>) -> Self {
+        let mut payload = serde_json::json!({
+            "booking_id": booking.id,
+            "event_id": booking.event_id,
+            "user_id": booking.user_id,
+        });
+        if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        Self::new(topic, payload, request_id)
+    }
 }
 
 impl JournalOp {
@@ -34,7 +71,10 @@ impl JournalOp {
         match self {
             JournalOp::Claim { booking, .. } => booking.quantity,
             JournalOp::Release { quantity, .. } => -quantity,
-            JournalOp::Confirm { .. } => 0,
+            JournalOp::Confirm { .. }
+            | JournalOp::Payment { .. }
+            | JournalOp::RefundBooking { .. }
+            | JournalOp::Outbox(_) => 0,
         }
     }
 }
@@ -46,6 +86,14 @@ const RELEASE: &str =
 const FREE_SEATS: &str = "DELETE FROM booking_seats WHERE booking_id = $1";
 const CONFIRM: &str =
     "UPDATE bookings SET status = 'confirmed', ticket_code = $1, updated_at = $2 WHERE id = $3 AND status = 'held'";
+
+// A payment failing while the provider's success is being recorded goes on to a refund.
+const PAYMENT: &str = "UPDATE payments SET status = $1, \
+     saga_step = CASE WHEN $1 = 'failed' AND provider_status = 'succeeded' THEN 'refunding' ELSE $2 END, \
+     failure_reason = COALESCE($3, failure_reason), updated_at = $4 WHERE id = $5";
+const REFUND_BOOKING: &str = "UPDATE payments SET saga_step = 'refunding', updated_at = $1 \
+     WHERE booking_id = $2 AND status = 'succeeded'";
+pub(super) const OUTBOX: &str = "INSERT INTO outbox (topic, payload, request_id, created_at) VALUES ($1, $2, $3, $4)";
 
 /// Last in every batch, so that a pipelined next batch can run its inserts while this one holds
 /// the event row only briefly: the fence, the capacity backstop, and the point that orders an
@@ -117,6 +165,26 @@ macro_rules! apply_changes {
                     if n != 1 {
                         return Err(mismatch("confirmation", *booking_id));
                     }
+                }
+                JournalOp::Payment { payment_id, status, step, reason } => {
+                    let n = sqlx::query(PAYMENT)
+                        .bind(status.as_str())
+                        .bind(step.as_str())
+                        .bind(reason)
+                        .bind($now)
+                        .bind(payment_id.0)
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected();
+                    if n != 1 {
+                        return Err(StoreError::Corrupt(format!("payment {payment_id} is missing")));
+                    }
+                }
+                JournalOp::RefundBooking { booking_id } => {
+                    sqlx::query(REFUND_BOOKING).bind($now).bind(booking_id.0).execute(&mut *$tx).await?;
+                }
+                JournalOp::Outbox(m) => {
+                    sqlx::query(OUTBOX).bind(&m.topic).bind(&m.payload).bind(&m.request_id).bind($now).execute(&mut *$tx).await?;
                 }
                 JournalOp::Claim { .. } => {}
             }

@@ -16,7 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
-pub use journal::{After, JournalOp};
+pub use journal::{After, JournalOp, OutboxEntry};
+pub use payments::{CheckIn, OutboxRow, PaymentRow};
 pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
 
 use crate::domain::booking::BookingStatus;
@@ -105,6 +106,9 @@ macro_rules! bind_all {
         q
     }};
 }
+
+// After the macros it uses.
+mod payments;
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -366,6 +370,13 @@ impl Store {
 
     pub async fn event(&self, id: EventId) -> StoreResult<Option<EventRow>> {
         let sql = format!("SELECT {} FROM events WHERE id = $1 AND deleted_at IS NULL", rows::EVENT_COLUMNS);
+        let raw: Option<RawEvent> = on_pool!(self, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?;
+        raw.map(EventRow::try_from).transpose()
+    }
+
+    /// An event even if deleted (receipts and e-mails of its bookings still need it).
+    pub async fn event_any(&self, id: EventId) -> StoreResult<Option<EventRow>> {
+        let sql = format!("SELECT {} FROM events WHERE id = $1", rows::EVENT_COLUMNS);
         let raw: Option<RawEvent> = on_pool!(self, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?;
         raw.map(EventRow::try_from).transpose()
     }

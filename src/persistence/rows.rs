@@ -287,3 +287,17 @@ impl TryFrom<RawBooking> for BookingRow {
         })
     }
 }
+
+/// A booking with its check-in time.
+#[derive(sqlx::FromRow)]
+pub(super) struct RawBookingChecked {
+    #[sqlx(flatten)]
+    booking: RawBooking,
+    checked_in_at: Option<DateTime<Utc>>,
+}
+
+impl RawBookingChecked {
+    pub(super) fn split(self) -> StoreResult<(BookingRow, Option<DateTime<Utc>>)> {
+        Ok((BookingRow::try_from(self.booking)?, self.checked_in_at))
+    }
+}

@@ -27,6 +27,20 @@ pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub const PASSWORD: &str = "correct-horse-battery";
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const API: &str = "/api/v1";
+pub const WEBHOOK_SECRET: &str = "integration-test-webhook-secret-0123456789abcdef";
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The RabbitMQ of the tests (`TEST_AMQP_URL`); tests that use it fail if it is down.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned())
+}
+
+/// Sends this app's messages through the real broker, on exchanges and queues of its own
+/// (tests run in parallel on one broker; the app's drop deletes them).
+pub fn use_broker(c: &mut Config) {
+    c.amqp_url = Some(amqp_url());
+    c.amqp_prefix = format!("test-{}", Uuid::new_v4().simple());
+}
 
 /// Generates one test per backend from `async fn name(backend: Backend)`.
 macro_rules! both_backends {
@@ -214,6 +228,11 @@ pub fn test_config(db: &TestDb) -> Config {
         // Several tests may run at once against one PostgreSQL server (max_connections 100).
         database_max_connections: 10,
         jwt_secret: Some(JWT_SECRET.into()),
+        payment_webhook_secret: Some(WEBHOOK_SECRET.into()),
+        // Quick verdicts and polls, so payment tests take seconds.
+        payment_provider_delay_ms: 200,
+        payment_poll_secs: 1,
+        notification_backoff_ms: 50,
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
         ..Config::default()
@@ -240,6 +259,9 @@ pub struct TestApp {
     store: Store,
     admin: OnceCell<String>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Where the app writes e-mails (when it has no SMTP server).
+    pub mail_dir: TempDir,
+    pub config: Config,
     // Dropped last: the database outlives the server that uses it.
     pub db: Arc<TestDb>,
 }
@@ -249,6 +271,17 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let Some(url) = self.config.amqp_url.clone() else { return };
+        let topology = boxoffice::bus::Topology::with_prefix(&self.config.amqp_prefix);
+        // Best effort, off the test's runtime, once the app had a moment to stop.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = boxoffice::bus::amqp::delete_topology(&url, &topology).await;
+            });
+        })
+        .join();
     }
 }
 
@@ -269,8 +302,11 @@ impl TestApp {
     /// Serves an application on an existing database (several apps may share one).
     pub async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> TestApp {
         init();
+        let mail_dir = tempfile::tempdir().expect("mail folder");
         let mut config = test_config(&db);
+        config.mail_outbox_dir = mail_dir.path().display().to_string();
         tweak(&mut config);
+        let kept = config.clone();
         let app =
             Application::build(config).await.unwrap_or_else(|e| panic!("Application::build on {}: {e:#}", db.url));
         let port = app.port();
@@ -292,6 +328,8 @@ impl TestApp {
             store,
             admin: OnceCell::new(),
             shutdown: Some(tx),
+            mail_dir,
+            config: kept,
             db,
         }
     }
@@ -452,6 +490,67 @@ impl TestApp {
             .send()
             .await
             .expect("POST cancel")
+    }
+
+    // ---- payments ----
+
+    pub async fn pay(&self, token: &str, booking_id: &str, body: &Value, idempotency_key: Option<&str>) -> Response {
+        let mut rb = self.client.post(self.api(&format!("/bookings/{booking_id}/payments"))).bearer_auth(token).json(body);
+        if let Some(k) = idempotency_key {
+            rb = rb.header("Idempotency-Key", k);
+        }
+        rb.send().await.expect("POST payments")
+    }
+
+    /// Pays with a card token and expects 202 pending.
+    pub async fn pay_ok(&self, token: &str, booking_id: &str, card_token: &str) -> Value {
+        let body = json!({"method": "card", "card_token": card_token});
+        let p = expect_json(self.pay(token, booking_id, &body, None).await, 202).await;
+        assert_eq!(p["status"], "pending", "{p}");
+        p
+    }
+
+    pub async fn payment(&self, token: &str, id: &str) -> Value {
+        expect_json(self.get(&format!("/payments/{id}"), Some(token)).await, 200).await
+    }
+
+    /// Waits until the payment has `status`.
+    pub async fn payment_becomes(&self, token: &str, id: &str, status: &str, within: Duration) -> Value {
+        eventually(within, &format!("payment {id} to become {status}"), || async {
+            let p = self.payment(token, id).await;
+            (p["status"] == status).then_some(p)
+        })
+        .await
+    }
+
+    /// Waits until the booking has `status`.
+    pub async fn booking_becomes(&self, token: &str, id: &str, status: &str, within: Duration) -> Value {
+        eventually(within, &format!("booking {id} to become {status}"), || async {
+            let b = expect_json(self.booking(token, id).await, 200).await;
+            (b["status"] == status).then_some(b)
+        })
+        .await
+    }
+
+    /// The `.eml` files the app wrote, by file name.
+    pub fn emails(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.mail_dir.path()).expect("read the mail folder").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".eml") {
+                out.push((name, std::fs::read_to_string(entry.path()).unwrap_or_default()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Waits for an e-mail whose raw text contains `needle`.
+    pub async fn email_containing(&self, needle: &str, within: Duration) -> String {
+        eventually(within, &format!("an e-mail containing {needle:?}"), || async {
+            self.emails().into_iter().map(|(_, raw)| raw).find(|raw| raw.contains(needle))
+        })
+        .await
     }
 
     pub async fn counters(&self, event_id: &str) -> (i64, i64, i64) {

@@ -17,6 +17,8 @@ mod fencing;
 mod hygiene;
 mod journal;
 mod ops;
+mod payments;
+mod pdf;
 mod process;
 mod resilience;
 mod tokens;

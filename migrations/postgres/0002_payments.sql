@@ -1,0 +1,52 @@
+-- Payments (one saga per payment, its state persisted at every step), the transactional
+-- outbox, the record of notifications already delivered, and ticket check-in.
+
+ALTER TABLE bookings ADD COLUMN checked_in_at TIMESTAMPTZ;
+
+CREATE TABLE payments (
+    id              UUID PRIMARY KEY,
+    booking_id      UUID NOT NULL,
+    event_id        UUID NOT NULL,
+    user_id         UUID NOT NULL,
+    method          TEXT NOT NULL CHECK (method IN ('card', 'mobile_money')),
+    -- the card token or phone number as given to the provider
+    instrument      TEXT NOT NULL,
+    amount_cents    BIGINT NOT NULL,
+    currency        TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded')),
+    -- where the saga is; 'done' sagas are not resumed after a restart
+    saga_step       TEXT NOT NULL CHECK (saga_step IN ('initiating', 'awaiting', 'refunding', 'done')),
+    provider_ref    TEXT,
+    -- the provider's verdict, recorded by the webhook (or a status poll) before the saga acts on it
+    provider_status TEXT CHECK (provider_status IN ('succeeded', 'failed')),
+    provider_reason TEXT,
+    failure_reason  TEXT,
+    deadline_at     TIMESTAMPTZ NOT NULL,
+    idempotency_key TEXT,
+    request_hash    TEXT,
+    request_id      TEXT,
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+-- At most one payment per booking is under way or has succeeded.
+CREATE UNIQUE INDEX payments_one_live ON payments (booking_id) WHERE status IN ('pending', 'succeeded');
+CREATE UNIQUE INDEX payments_idempotency ON payments (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX payments_unfinished ON payments (id) WHERE saga_step <> 'done';
+CREATE INDEX payments_booking ON payments (booking_id);
+
+-- Written in the same transaction as the change it announces; the relay publishes and marks it.
+CREATE TABLE outbox (
+    id          BIGSERIAL PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    request_id  TEXT,
+    created_at  TIMESTAMPTZ NOT NULL,
+    sent_at     TIMESTAMPTZ
+);
+CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+
+-- Notifications already sent, by message id: a redelivered message sends nothing.
+CREATE TABLE deliveries (
+    message_id  TEXT PRIMARY KEY,
+    sent_at     TIMESTAMPTZ NOT NULL
+);

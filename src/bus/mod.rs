@@ -1,0 +1,262 @@
+//! The message bus between the outbox and the notification workers: RabbitMQ (`amqp.rs`) when
+//! `AMQP_URL` is set, else an in-process channel with the same retry and dead-letter rules.
+//! The `OutboxRelay` actor publishes unsent outbox rows (with publisher confirms on RabbitMQ)
+//! and marks exactly the confirmed ones sent; while the broker is down rows simply wait.
+
+pub mod amqp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{Mutex, mpsc};
+
+pub use amqp::{AmqpDelivery, BusError, BusMessage, Topology};
+
+use crate::persistence::{OutboxRow, Store};
+
+/// Where messages travel.
+#[derive(Clone)]
+pub enum Bus {
+    Amqp { url: String, topology: Topology },
+    InProcess(LocalQueue),
+}
+
+impl Bus {
+    pub fn new(amqp_url: Option<&str>, prefix: &str) -> Self {
+        match amqp_url {
+            Some(url) => Bus::Amqp { url: url.to_owned(), topology: Topology::with_prefix(prefix) },
+            None => Bus::InProcess(LocalQueue::new()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Bus::Amqp { topology, .. } => format!("rabbitmq exchange {}", topology.exchange),
+            Bus::InProcess(_) => "in-process".into(),
+        }
+    }
+
+    /// Whether the broker answers (always true in process).
+    pub async fn ping(&self) -> Result<(), BusError> {
+        match self {
+            Bus::Amqp { url, topology } => amqp::queue_depth(url, &topology.queue).await.map(|_| ()),
+            Bus::InProcess(_) => Ok(()),
+        }
+    }
+}
+
+/// The in-process queue: a message and how often it was tried.
+#[derive(Clone)]
+pub struct LocalQueue {
+    tx: mpsc::UnboundedSender<(BusMessage, u32)>,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<(BusMessage, u32)>>>,
+    dead: Arc<std::sync::Mutex<Vec<BusMessage>>>,
+}
+
+impl LocalQueue {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self { tx, rx: Arc::new(Mutex::new(rx)), dead: Arc::default() }
+    }
+
+    fn send(&self, m: BusMessage, attempts: u32) {
+        // The receiver lives as long as any clone of the queue.
+        let _ = self.tx.send((m, attempts));
+    }
+
+    pub async fn recv(&self) -> Option<(BusMessage, u32)> {
+        self.rx.lock().await.recv().await
+    }
+
+    /// Messages given up on (the in-process dead-letter queue).
+    pub fn dead_letters(&self) -> Vec<BusMessage> {
+        self.dead.lock().expect("dead letters lock").clone()
+    }
+}
+
+/// One received message, from either bus.
+pub enum Delivery {
+    Amqp(Box<AmqpDelivery>),
+    Local { queue: LocalQueue, message: BusMessage, attempts: u32 },
+}
+
+impl Delivery {
+    pub fn message(&self) -> &BusMessage {
+        match self {
+            Delivery::Amqp(d) => &d.message,
+            Delivery::Local { message, .. } => message,
+        }
+    }
+
+    /// Earlier tries of this message.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Delivery::Amqp(d) => d.attempts,
+            Delivery::Local { attempts, .. } => *attempts,
+        }
+    }
+
+    pub async fn ack(self) -> Result<(), BusError> {
+        match self {
+            Delivery::Amqp(d) => (*d).ack().await,
+            Delivery::Local { .. } => Ok(()),
+        }
+    }
+
+    /// Back of the queue, one attempt more.
+    pub async fn retry(self) -> Result<(), BusError> {
+        match self {
+            Delivery::Amqp(d) => (*d).retry().await,
+            Delivery::Local { queue, message, attempts } => {
+                queue.send(message, attempts + 1);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn dead_letter(self) -> Result<(), BusError> {
+        match self {
+            Delivery::Amqp(d) => (*d).dead_letter().await,
+            Delivery::Local { queue, message, .. } => {
+                queue.dead.lock().expect("dead letters lock").push(message);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The bus message of an outbox row; its id is stable, so consumers can drop duplicates.
+pub fn message_of(row: &OutboxRow) -> BusMessage {
+    BusMessage {
+        id: format!("outbox-{}", row.id),
+        topic: row.entry.topic.clone(),
+        payload: row.entry.payload.clone().into_bytes(),
+        request_id: row.entry.request_id.clone(),
+    }
+}
+
+pub enum RelayMsg {
+    /// Publish whatever is unsent.
+    Drain,
+}
+
+pub struct OutboxRelay;
+
+pub struct RelayState {
+    store: Store,
+    bus: Bus,
+    publisher: Option<amqp::AmqpPublisher>,
+    /// Whether the last attempt to reach the broker failed (logged once per outage).
+    broker_down: bool,
+    waker: tokio::task::JoinHandle<()>,
+}
+
+const BATCH: u32 = 500;
+
+impl RelayState {
+    /// Publishes one batch; `Ok(true)` if there may be more.
+    async fn publish_some(&mut self) -> anyhow::Result<bool> {
+        let rows = self.store.unsent_outbox(BATCH).await?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let messages: Vec<BusMessage> = rows.iter().map(message_of).collect();
+        let sent = match &self.bus {
+            Bus::InProcess(q) => {
+                for m in messages {
+                    q.send(m, 0);
+                }
+                rows.len()
+            }
+            Bus::Amqp { url, topology } => {
+                if self.publisher.as_ref().is_none_or(|p| !p.is_connected()) {
+                    self.publisher = None;
+                    match amqp::AmqpPublisher::connect_with(url, topology).await {
+                        Ok(p) => {
+                            if self.broker_down {
+                                tracing::info!("broker reachable again; publishing the outbox");
+                            }
+                            self.broker_down = false;
+                            self.publisher = Some(p);
+                        }
+                        Err(e) => {
+                            if !self.broker_down {
+                                tracing::warn!(error = %e, waiting = rows.len(), "broker unreachable; outbox rows wait");
+                            }
+                            self.broker_down = true;
+                            return Ok(false);
+                        }
+                    }
+                }
+                let publisher = self.publisher.as_ref().expect("connected above");
+                match publisher.publish_batch(&messages).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox batch not confirmed; will retry");
+                        self.publisher = None;
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        let ids: Vec<i64> = rows.iter().take(sent).map(|r| r.id).collect();
+        self.store.mark_sent(&ids, crate::domain::now()).await?;
+        metrics::counter!("boxoffice_outbox_published_total").increment(sent as u64);
+        // A partly confirmed batch means the channel broke: reconnect on the next drain.
+        if sent < rows.len() {
+            self.publisher = None;
+            return Ok(false);
+        }
+        Ok(rows.len() as u32 == BATCH)
+    }
+}
+
+impl Actor for OutboxRelay {
+    type Msg = RelayMsg;
+    type State = RelayState;
+    type Arguments = (Store, Bus, Arc<tokio::sync::Notify>, Duration);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RelayMsg>,
+        (store, bus, wake, every): Self::Arguments,
+    ) -> Result<RelayState, ActorProcessingErr> {
+        // Woken by commits that wrote outbox rows, and by a timer for everything else
+        // (rows written by another process, a broker that came back).
+        let me = myself.clone();
+        let waker = tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(every, wake.notified()).await;
+                if me.send_message(RelayMsg::Drain).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(RelayState { store, bus, publisher: None, broker_down: false, waker })
+    }
+
+    async fn post_stop(&self, _: ActorRef<RelayMsg>, state: &mut RelayState) -> Result<(), ActorProcessingErr> {
+        state.waker.abort();
+        if let Some(p) = state.publisher.take() {
+            p.close().await;
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<RelayMsg>, msg: RelayMsg, state: &mut RelayState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RelayMsg::Drain => loop {
+                match state.publish_some().await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox not read; will retry");
+                        break;
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! The notification workers: a `NotificationSupervisor` keeps a pool of `NotificationWorker`
+//! actors linked to it and restarts one whose consumer died (the broker went away) after a
+//! pause. A worker turns each message into an e-mail and settles it: sent → ack; transient
+//! failure → back of the queue after a backoff, one attempt more; a message that still fails
+//! after `max_attempts`, or can never succeed, → dead-letter queue. Delivery is idempotent:
+//! the ids of sent messages are recorded, and a redelivered one sends nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+use super::mail::{Attachment, Email, MailError, Mailer};
+use super::{BookingFacts, FactsError, templates};
+use crate::bus::{Bus, BusMessage, Delivery, amqp};
+use crate::domain::ids::BookingId;
+use crate::persistence::Store;
+
+#[derive(Clone)]
+pub struct WorkerSettings {
+    pub workers: usize,
+    /// Messages a worker holds unacknowledged at once.
+    pub prefetch: u16,
+    /// Tries before a failing message is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry pause; doubles with each attempt.
+    pub backoff: Duration,
+}
+
+#[derive(Clone)]
+pub struct NotifyCtx {
+    pub store: Store,
+    pub bus: Bus,
+    pub mailer: Arc<Mailer>,
+    pub settings: WorkerSettings,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// May succeed later (mail server, database, broker).
+    #[error("{0}")]
+    Transient(String),
+    /// Never will (malformed message): straight to the dead-letter queue.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<FactsError> for Failure {
+    fn from(e: FactsError) -> Self {
+        // A missing row may be a message from a transaction not yet visible: retry, and let
+        // the attempt limit dead-letter it if it never shows up.
+        Failure::Transient(e.to_string())
+    }
+}
+
+impl From<MailError> for Failure {
+    fn from(e: MailError) -> Self {
+        match e {
+            MailError::Transient(m) => Failure::Transient(m),
+            MailError::Permanent(m) => Failure::Permanent(m),
+        }
+    }
+}
+
+/// Sends the e-mail a message calls for, unless it was sent before.
+async fn deliver(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> {
+    let store = &ctx.store;
+    if store.delivered(&m.id).await.map_err(|e| Failure::Transient(e.to_string()))? {
+        return Ok("duplicate");
+    }
+    let payload: serde_json::Value =
+        serde_json::from_slice(&m.payload).map_err(|e| Failure::Permanent(format!("payload is not json: {e}")))?;
+    let booking_id = payload
+        .get("booking_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(BookingId)
+        .ok_or_else(|| Failure::Permanent("payload has no booking_id".into()))?;
+    let reason = payload.get("reason").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let booking = store
+        .booking(booking_id)
+        .await
+        .map_err(|e| Failure::Transient(e.to_string()))?
+        .ok_or(FactsError::Missing("booking"))?;
+    let facts = BookingFacts::load(store, booking).await?;
+    let info = facts.info();
+    let mut attachments = Vec::new();
+    let rendered = match m.topic.as_str() {
+        "booking.confirmed" => {
+            let receipt = facts.receipt(store).await?.ok_or(FactsError::Missing("ticket code"))?;
+            let pdf = super::render_receipt(receipt).await.map_err(|e| Failure::Permanent(e.to_string()))?;
+            attachments.push(Attachment {
+                filename: format!("receipt-{}.pdf", facts.booking.id),
+                content_type: "application/pdf".into(),
+                bytes: pdf,
+            });
+            templates::booking_confirmed(&info)
+        }
+        "booking.cancelled" => templates::booking_cancelled(&info, &reason),
+        "booking.expired" => templates::booking_expired(&info),
+        "payment.failed" => templates::payment_failed(&info, &reason),
+        "payment.refunded" => templates::payment_refunded(&info),
+        other => return Err(Failure::Permanent(format!("no notification for topic {other}"))),
+    };
+    let email = Email {
+        message_id: m.id.clone(),
+        to: facts.customer_email.clone(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        attachments,
+    };
+    ctx.mailer.send(&email).await?;
+    store.record_delivery(&m.id, crate::domain::now()).await.map_err(|e| Failure::Transient(e.to_string()))?;
+    Ok("sent")
+}
+
+/// Handles one delivery to the end: sent, retried later, or dead-lettered.
+async fn settle(ctx: &NotifyCtx, d: Delivery) {
+    let m = d.message().clone();
+    let attempts = d.attempts();
+    let span = tracing::info_span!("notify", message_id = %m.id, topic = %m.topic,
+        request_id = %m.request_id.as_deref().unwrap_or(""), attempt = attempts + 1);
+    async {
+        let settled = match deliver(ctx, &m).await {
+            Ok(outcome) => {
+                metrics::counter!("boxoffice_notifications_total", "outcome" => outcome).increment(1);
+                tracing::info!(outcome, "notification handled");
+                d.ack().await
+            }
+            Err(Failure::Transient(e)) if attempts + 1 < ctx.settings.max_attempts => {
+                metrics::counter!("boxoffice_notifications_total", "outcome" => "retried").increment(1);
+                let pause = ctx.settings.backoff * 2u32.saturating_pow(attempts.min(10));
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "notification failed; will retry");
+                tokio::time::sleep(pause).await;
+                d.retry().await
+            }
+            Err(e) => {
+                metrics::counter!("boxoffice_notifications_total", "outcome" => "dead_lettered").increment(1);
+                tracing::error!(error = %e, "notification given up; dead-lettered");
+                d.dead_letter().await
+            }
+        };
+        if let Err(e) = settled {
+            // Unsettled: the broker redelivers it to someone, and the record of sent ids
+            // keeps that from sending twice.
+            tracing::warn!(error = %e, "delivery not settled");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+pub enum WorkerMsg {
+    Job(Delivery, OwnedSemaphorePermit),
+    /// The consumer ended (broker gone): fail, so the supervisor restarts this worker.
+    Lost(String),
+}
+
+struct NotificationWorker;
+
+struct WorkerState {
+    ctx: NotifyCtx,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl Actor for NotificationWorker {
+    type Msg = WorkerMsg;
+    type State = WorkerState;
+    type Arguments = (usize, NotifyCtx);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        (index, ctx): Self::Arguments,
+    ) -> Result<WorkerState, ActorProcessingErr> {
+        // The pump hands the worker at most `prefetch` messages at a time.
+        let permits = Arc::new(Semaphore::new(ctx.settings.prefetch.max(1) as usize));
+        let pump = match &ctx.bus {
+            Bus::Amqp { url, topology } => {
+                let tag = format!("{}-{}-{index}", super::super::startup::hostname(), std::process::id());
+                let mut consumer = amqp::AmqpConsumer::connect_with(url, topology, ctx.settings.prefetch, &tag).await?;
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                        match consumer.next().await {
+                            Some(Ok(d)) => {
+                                if me.send_message(WorkerMsg::Job(Delivery::Amqp(Box::new(d)), permit)).is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Err(e)) => {
+                                let _ = me.send_message(WorkerMsg::Lost(e.to_string()));
+                                return;
+                            }
+                            None => {
+                                let _ = me.send_message(WorkerMsg::Lost("consumer ended".into()));
+                                return;
+                            }
+                        }
+                    }
+                })
+            }
+            Bus::InProcess(queue) => {
+                let (me, queue) = (myself.clone(), queue.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                        let Some((message, attempts)) = queue.recv().await else { return };
+                        let job = Delivery::Local { queue: queue.clone(), message, attempts };
+                        if me.send_message(WorkerMsg::Job(job, permit)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            }
+        };
+        Ok(WorkerState { ctx, pump })
+    }
+
+    async fn post_stop(&self, _: ActorRef<WorkerMsg>, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+        state.pump.abort();
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<WorkerMsg>, msg: WorkerMsg, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkerMsg::Job(d, permit) => {
+                settle(&state.ctx, d).await;
+                drop(permit);
+                Ok(())
+            }
+            WorkerMsg::Lost(why) => Err(format!("consumer lost: {why}").into()),
+        }
+    }
+}
+
+pub enum PoolMsg {
+    Spawn(usize),
+}
+
+pub struct NotificationSupervisor;
+
+pub struct PoolState {
+    ctx: NotifyCtx,
+    workers: HashMap<ActorId, usize>,
+    /// Consecutive failed starts, for the restart backoff.
+    failures: u32,
+}
+
+impl PoolState {
+    async fn spawn(&mut self, myself: &ActorRef<PoolMsg>, index: usize) {
+        match Actor::spawn_linked(None, NotificationWorker, (index, self.ctx.clone()), myself.get_cell()).await {
+            Ok((w, _)) => {
+                self.workers.insert(w.get_id(), index);
+                self.failures = 0;
+            }
+            Err(e) => {
+                self.failures += 1;
+                let pause = Duration::from_millis(250 * 2u64.pow(self.failures.min(5)));
+                if self.failures == 1 {
+                    tracing::warn!(worker = index, error = %e, "notification worker cannot start; retrying");
+                }
+                myself.send_after(pause, move || PoolMsg::Spawn(index));
+            }
+        }
+    }
+}
+
+impl Actor for NotificationSupervisor {
+    type Msg = PoolMsg;
+    type State = PoolState;
+    type Arguments = NotifyCtx;
+
+    async fn pre_start(&self, myself: ActorRef<PoolMsg>, ctx: NotifyCtx) -> Result<PoolState, ActorProcessingErr> {
+        for i in 0..ctx.settings.workers.max(1) {
+            myself.send_message(PoolMsg::Spawn(i))?;
+        }
+        Ok(PoolState { ctx, workers: HashMap::new(), failures: 0 })
+    }
+
+    async fn handle(&self, myself: ActorRef<PoolMsg>, msg: PoolMsg, state: &mut PoolState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PoolMsg::Spawn(i) => state.spawn(&myself, i).await,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<PoolMsg>,
+        event: SupervisionEvent,
+        state: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(i) = state.workers.remove(&cell.get_id()) {
+                    metrics::counter!("boxoffice_actor_restarts_total", "actor" => "notification_worker").increment(1);
+                    tracing::warn!(worker = i, error = %err, "notification worker failed; restarting");
+                    myself.send_after(Duration::from_millis(500), move || PoolMsg::Spawn(i));
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, ..) => {
+                state.workers.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,305 @@
+//! Payments, the outbox, delivered notifications and ticket check-in. Changes of a payment
+//! that go with a booking change are journal operations (`journal.rs`); what is here is the
+//! rest: creating a payment, the saga's own steps, the provider's verdict, the relay's reads.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::journal::OUTBOX;
+use super::{BookingRow, OutboxEntry, Pool, Store, StoreError, StoreResult, conflict_or, rows};
+use crate::domain::ids::{BookingId, EventId, PaymentId, UserId};
+use crate::domain::payment::{Outcome, PaymentMethod, PaymentStatus, SagaStep};
+
+const PAYMENT_COLUMNS: &str = "id, booking_id, event_id, user_id, method, instrument, amount_cents, currency, status, \
+     saga_step, provider_ref, provider_status, provider_reason, failure_reason, deadline_at, idempotency_key, request_hash, \
+     request_id, created_at, updated_at";
+
+#[derive(Debug, Clone)]
+pub struct PaymentRow {
+    pub id: PaymentId,
+    pub booking_id: BookingId,
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub method: PaymentMethod,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: PaymentStatus,
+    pub step: SagaStep,
+    pub provider_ref: Option<String>,
+    pub provider_status: Option<Outcome>,
+    pub provider_reason: Option<String>,
+    pub failure_reason: Option<String>,
+    pub deadline_at: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawPayment {
+    id: Uuid,
+    booking_id: Uuid,
+    event_id: Uuid,
+    user_id: Uuid,
+    method: String,
+    instrument: String,
+    amount_cents: i64,
+    currency: String,
+    status: String,
+    saga_step: String,
+    provider_ref: Option<String>,
+    provider_status: Option<String>,
+    provider_reason: Option<String>,
+    failure_reason: Option<String>,
+    deadline_at: DateTime<Utc>,
+    idempotency_key: Option<String>,
+    request_hash: Option<String>,
+    request_id: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<RawPayment> for PaymentRow {
+    type Error = StoreError;
+    fn try_from(r: RawPayment) -> StoreResult<Self> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("{what} of payment {}", r.id));
+        Ok(Self {
+            id: PaymentId(r.id),
+            booking_id: BookingId(r.booking_id),
+            event_id: EventId(r.event_id),
+            user_id: UserId(r.user_id),
+            method: PaymentMethod::from_parts(&r.method, &r.instrument).ok_or_else(|| corrupt("method"))?,
+            amount_cents: r.amount_cents,
+            currency: r.currency.clone(),
+            status: PaymentStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
+            step: SagaStep::parse(&r.saga_step).ok_or_else(|| corrupt("saga step"))?,
+            provider_ref: r.provider_ref.clone(),
+            provider_status: match &r.provider_status {
+                Some(s) => Some(Outcome::parse(s).ok_or_else(|| corrupt("provider status"))?),
+                None => None,
+            },
+            provider_reason: r.provider_reason.clone(),
+            failure_reason: r.failure_reason.clone(),
+            deadline_at: r.deadline_at,
+            idempotency_key: r.idempotency_key.clone(),
+            request_hash: r.request_hash.clone(),
+            request_id: r.request_id.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// One unsent outbox message.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub entry: OutboxEntry,
+}
+
+/// What a ticket scan found.
+#[derive(Debug)]
+pub enum CheckIn {
+    Admitted(BookingRow),
+    AlreadyCheckedIn(DateTime<Utc>),
+    Unknown,
+}
+
+impl Store {
+    /// Stores a new payment. A second live payment of the booking, or a reused idempotency
+    /// key, is `Conflict` naming the index (`payments_one_live`, `payments_idempotency`).
+    pub async fn insert_payment(&self, p: &PaymentRow) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20)"
+        );
+        let r = on_pool!(self, pool => sqlx::query(&sql)
+            .bind(p.id.0).bind(p.booking_id.0).bind(p.event_id.0).bind(p.user_id.0).bind(p.method.kind())
+            .bind(p.method.instrument()).bind(p.amount_cents).bind(&p.currency).bind(p.status.as_str())
+            .bind(p.step.as_str()).bind(&p.provider_ref).bind(p.provider_status.map(Outcome::as_str))
+            .bind(&p.provider_reason).bind(&p.failure_reason).bind(p.deadline_at).bind(&p.idempotency_key)
+            .bind(&p.request_hash).bind(&p.request_id).bind(p.created_at).bind(p.updated_at)
+            .execute(pool).await.map(|r| r.rows_affected()));
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                // PostgreSQL names the index; SQLite names the columns.
+                let msg = d.message().to_owned();
+                let which = match d.constraint() {
+                    Some(c) => c.to_owned(),
+                    None if msg.contains("idempotency_key") => "payments_idempotency".into(),
+                    None => "payments_one_live".into(),
+                };
+                Err(StoreError::Conflict(which))
+            }
+            Err(e) => Err(conflict_or(e, "payment")),
+        }
+    }
+
+    pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<PaymentRow>> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
+        let raw: Option<RawPayment> = on_pool!(self, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?;
+        raw.map(PaymentRow::try_from).transpose()
+    }
+
+    pub async fn payment_by_key(&self, user: UserId, key: &str) -> StoreResult<Option<PaymentRow>> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND idempotency_key = $2");
+        let raw: Option<RawPayment> =
+            on_pool!(self, p => sqlx::query_as(&sql).bind(user.0).bind(key).fetch_optional(p).await)?;
+        raw.map(PaymentRow::try_from).transpose()
+    }
+
+    /// The payments of a booking, newest first.
+    pub async fn payments_of_booking(&self, booking: BookingId) -> StoreResult<Vec<PaymentRow>> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE booking_id = $1 ORDER BY id DESC");
+        let raws: Vec<RawPayment> = on_pool!(self, p => sqlx::query_as(&sql).bind(booking.0).fetch_all(p).await)?;
+        raws.into_iter().map(PaymentRow::try_from).collect()
+    }
+
+    /// Sagas that are not finished: a (re)started process resumes them.
+    pub async fn unfinished_payments(&self) -> StoreResult<Vec<PaymentId>> {
+        const SQL: &str = "SELECT id FROM payments WHERE saga_step <> 'done' ORDER BY id";
+        let ids: Vec<(Uuid,)> = on_pool!(self, p => sqlx::query_as(SQL).fetch_all(p).await)?;
+        Ok(ids.into_iter().map(|(id,)| PaymentId(id)).collect())
+    }
+
+    /// Deadlines of the pending payments of an event's bookings: their holds wait for them.
+    pub async fn pending_payment_deadlines(&self, event: EventId) -> StoreResult<Vec<(BookingId, DateTime<Utc>)>> {
+        const SQL: &str = "SELECT booking_id, deadline_at FROM payments WHERE event_id = $1 AND status = 'pending'";
+        let rows: Vec<(Uuid, DateTime<Utc>)> = on_pool!(self, p => sqlx::query_as(SQL).bind(event.0).fetch_all(p).await)?;
+        Ok(rows.into_iter().map(|(b, d)| (BookingId(b), d)).collect())
+    }
+
+    /// The provider acknowledged the charge.
+    pub async fn payment_charged(&self, id: PaymentId, provider_ref: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        const SQL: &str = "UPDATE payments SET provider_ref = $1, saga_step = 'awaiting', updated_at = $2 \
+             WHERE id = $3 AND saga_step = 'initiating'";
+        on_pool!(self, p => sqlx::query(SQL).bind(provider_ref).bind(now).bind(id.0).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The provider took the money but the booking is gone: refund it.
+    pub async fn payment_to_refund(&self, id: PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
+        const SQL: &str = "UPDATE payments SET status = 'succeeded', saga_step = 'refunding', updated_at = $1 \
+             WHERE id = $2 AND saga_step = 'awaiting'";
+        on_pool!(self, p => sqlx::query(SQL).bind(now).bind(id.0).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records the provider's verdict once; `false` if one was already recorded (a replayed
+    /// callback). A success that arrives after the payment already failed (its deadline passed
+    /// and the seats were released) sends the saga to refund it.
+    pub async fn record_outcome(
+        &self,
+        id: PaymentId,
+        outcome: Outcome,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE payments SET provider_status = $1, provider_reason = $2, updated_at = $3, \
+             saga_step = CASE WHEN status = 'failed' AND $1 = 'succeeded' THEN 'refunding' ELSE saga_step END \
+             WHERE id = $4 AND provider_status IS NULL";
+        let n = on_pool!(self, p => sqlx::query(SQL).bind(outcome.as_str()).bind(reason).bind(now).bind(id.0)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Ends a saga without a booking change (the booking had already left), announcing it.
+    pub async fn finish_payment(
+        &self,
+        id: PaymentId,
+        status: PaymentStatus,
+        reason: Option<&str>,
+        message: &OutboxEntry,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        // A success recorded meanwhile (the provider's late verdict) turns a failure into a refund.
+        const SQL: &str = "UPDATE payments SET status = $1, \
+             saga_step = CASE WHEN $1 = 'failed' AND provider_status = 'succeeded' THEN 'refunding' ELSE 'done' END, \
+             failure_reason = COALESCE($2, failure_reason), updated_at = $3 WHERE id = $4 AND saga_step <> 'done'";
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL).bind(status.as_str()).bind(reason).bind(now).bind(id.0).execute(&mut *tx).await?.rows_affected();
+            if n == 1 {
+                sqlx::query(OUTBOX).bind(&message.topic).bind(&message.payload).bind(&message.request_id).bind(now)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
+    }
+
+    // ---- outbox ------------------------------------------------------------------------
+
+    pub async fn unsent_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {
+        const SQL: &str =
+            "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1";
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, topic, payload, request_id)| OutboxRow { id, entry: OutboxEntry { topic, payload, request_id } })
+            .collect())
+    }
+
+    pub async fn mark_sent(&self, ids: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
+        for chunk in ids.chunks(500) {
+            // Integers only, so they can be written into the statement.
+            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+            let sql = format!("UPDATE outbox SET sent_at = $1 WHERE id IN ({list})");
+            on_pool!(self, p => sqlx::query(&sql).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
+    /// Messages not yet published (for metrics and tests).
+    pub async fn outbox_backlog(&self) -> StoreResult<i64> {
+        const SQL: &str = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL";
+        let (n,): (i64,) = on_pool!(self, p => sqlx::query_as(SQL).fetch_one(p).await)?;
+        Ok(n)
+    }
+
+    /// Adds a message on its own (a change that is not a journal batch).
+    pub async fn insert_outbox(&self, m: &OutboxEntry, now: DateTime<Utc>) -> StoreResult<()> {
+        on_pool!(self, p => sqlx::query(OUTBOX).bind(&m.topic).bind(&m.payload).bind(&m.request_id).bind(now)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    // ---- notifications -----------------------------------------------------------------
+
+    pub async fn delivered(&self, message_id: &str) -> StoreResult<bool> {
+        const SQL: &str = "SELECT 1 FROM deliveries WHERE message_id = $1";
+        let row: Option<(i32,)> = on_pool!(self, p => sqlx::query_as(SQL).bind(message_id).fetch_optional(p).await)?;
+        Ok(row.is_some())
+    }
+
+    pub async fn record_delivery(&self, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO deliveries (message_id, sent_at) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING";
+        on_pool!(self, p => sqlx::query(SQL).bind(message_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    // ---- tickets -----------------------------------------------------------------------
+
+    /// Admits a confirmed booking's ticket once.
+    pub async fn check_in(&self, code: &str, now: DateTime<Utc>) -> StoreResult<CheckIn> {
+        const ADMIT: &str = "UPDATE bookings SET checked_in_at = $1 \
+             WHERE ticket_code = $2 AND status = 'confirmed' AND checked_in_at IS NULL";
+        let n = on_pool!(self, p => sqlx::query(ADMIT).bind(now).bind(code).execute(p).await.map(|r| r.rows_affected()))?;
+        let sql = format!("SELECT {}, checked_in_at FROM bookings WHERE ticket_code = $1", rows::BOOKING_COLUMNS);
+        let found: Option<rows::RawBookingChecked> =
+            on_pool!(self, p => sqlx::query_as(&sql).bind(code).fetch_optional(p).await)?;
+        let Some(found) = found else { return Ok(CheckIn::Unknown) };
+        let (booking, at) = found.split()?;
+        Ok(match (n, booking.status, at) {
+            (1, ..) => CheckIn::Admitted(booking),
+            (_, _, Some(at)) => CheckIn::AlreadyCheckedIn(at),
+            // A cancelled booking keeps its code but admits nobody.
+            _ => CheckIn::Unknown,
+        })
+    }
+}
