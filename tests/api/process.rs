@@ -26,6 +26,11 @@ pub fn free_port() -> u16 {
 }
 
 pub fn start_binary(db_url: &str, dir: &Path, name: &str) -> Server {
+    start_binary_with(db_url, dir, name, &[])
+}
+
+/// `start_binary` with extra environment variables.
+pub fn start_binary_with(db_url: &str, dir: &Path, name: &str, env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let log = dir.join(format!("{name}.log"));
     let log_file = std::fs::File::create(&log).unwrap();
@@ -40,6 +45,8 @@ pub fn start_binary(db_url: &str, dir: &Path, name: &str) -> Server {
         .env("RATE_LIMIT_PER_SEC", "0")
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "warn")
+        .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
