@@ -215,7 +215,9 @@ impl Config {
             anyhow::bail!("ROLE=worker needs AMQP_URL: without a broker, messages never leave the API process");
         }
         if self.env == Environment::Production {
-            for (name, secret) in [("JWT_SECRET", &self.jwt_secret), ("PAYMENT_WEBHOOK_SECRET", &self.payment_webhook_secret)] {
+            for (name, secret) in
+                [("JWT_SECRET", &self.jwt_secret), ("PAYMENT_WEBHOOK_SECRET", &self.payment_webhook_secret)]
+            {
                 match secret {
                     None => anyhow::bail!("{name} is required when BOXOFFICE_ENV=production"),
                     Some(s) if s.len() < 32 || WEAK_SECRETS.iter().any(|w| s.eq_ignore_ascii_case(w)) => {

@@ -15,13 +15,13 @@ use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
 use crate::bus::{Bus, OutboxRelay, RelayMsg};
 use crate::config::{Config, ProcessRole};
+use crate::domain::user::{Email, Password, Role};
+use crate::http::{self, AppState, Services};
 use crate::notify::mail::Mailer;
 use crate::notify::worker::{NotificationSupervisor, NotifyCtx, PoolMsg, WorkerSettings};
 use crate::payments::gateway::{GuardSettings, Guarded};
 use crate::payments::simulated::{SimulatedProvider, SimulatedSettings};
 use crate::payments::{PaymentSettings, Payments};
-use crate::domain::user::{Email, Password, Role};
-use crate::http::{self, AppState, Services};
 use crate::persistence::{Store, UserRow};
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
@@ -129,7 +129,10 @@ impl Application {
         let webhook_url = Arc::new(OnceLock::new());
         let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
         let _ = webhook_url.set(
-            config.payment_webhook_url.clone().unwrap_or_else(|| format!("http://{host}:{port}/api/v1/payments/webhook")),
+            config
+                .payment_webhook_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{host}:{port}/api/v1/payments/webhook")),
         );
         let provider = Arc::new(SimulatedProvider::new(
             SimulatedSettings {
@@ -143,7 +146,10 @@ impl Application {
         ));
         let gateway = Arc::new(Guarded::new(
             Arc::new(provider),
-            GuardSettings { timeout: Duration::from_millis(config.payment_gateway_timeout_ms), ..GuardSettings::default() },
+            GuardSettings {
+                timeout: Duration::from_millis(config.payment_gateway_timeout_ms),
+                ..GuardSettings::default()
+            },
         ));
         let payments = Payments::start(
             store.clone(),
@@ -160,9 +166,12 @@ impl Application {
 
         // The outbox relay and, unless this is an API-only process, the notification workers.
         let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
-        let (relay, _) =
-            Actor::spawn(None, OutboxRelay, (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500)))
-                .await?;
+        let (relay, _) = Actor::spawn(
+            None,
+            OutboxRelay,
+            (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500)),
+        )
+        .await?;
         let workers = match config.role {
             ProcessRole::All => Some(start_workers(&config, &store, &bus).await?),
             ProcessRole::Api | ProcessRole::Worker => None,

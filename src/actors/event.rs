@@ -409,14 +409,27 @@ impl EventState {
             let extra = serde_json::json!({ "reason": reason.as_str(), "refund": was == BookingStatus::Confirmed });
             with.push(JournalOp::Outbox(OutboxEntry::about("booking.cancelled", &row, extra, None)));
         }
-        let op = JournalOp::Release { booking_id: id, quantity: live.quantity as i64, was, to: BookingStatus::Cancelled, reason: Some(reason) };
-        let updated = BookingRow { status: BookingStatus::Cancelled, cancel_reason: Some(reason), updated_at: now, ..row };
+        let op = JournalOp::Release {
+            booking_id: id,
+            quantity: live.quantity as i64,
+            was,
+            to: BookingStatus::Cancelled,
+            reason: Some(reason),
+        };
+        let updated =
+            BookingRow { status: BookingStatus::Cancelled, cancel_reason: Some(reason), updated_at: now, ..row };
         let change = StatusChange { booking: id, status: BookingStatus::Cancelled };
         self.queue_with(op, with, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
         self.flush(myself);
     }
 
-    fn confirm(&mut self, myself: &ActorRef<EventMsg>, row: BookingRow, with: Vec<JournalOp>, reply: Reply<BookingRow>) {
+    fn confirm(
+        &mut self,
+        myself: &ActorRef<EventMsg>,
+        row: BookingRow,
+        with: Vec<JournalOp>,
+        reply: Reply<BookingRow>,
+    ) {
         if self.inv.confirm(&row.id).is_none() {
             // Confirmed already: a second payment cannot confirm it again.
             let _ = reply.send(Err(BookingError::NotPayable));
@@ -426,7 +439,8 @@ impl EventState {
         let (id, now) = (row.id, crate::domain::now());
         let ticket_code = crate::domain::payment::new_ticket_code();
         let op = JournalOp::Confirm { booking_id: id, ticket_code: ticket_code.clone() };
-        let updated = BookingRow { status: BookingStatus::Confirmed, ticket_code: Some(ticket_code), updated_at: now, ..row };
+        let updated =
+            BookingRow { status: BookingStatus::Confirmed, ticket_code: Some(ticket_code), updated_at: now, ..row };
         let change = StatusChange { booking: id, status: BookingStatus::Confirmed };
         self.queue_with(op, with, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
         self.flush(myself);

@@ -40,7 +40,12 @@ impl Bus {
     /// Whether the broker answers (always true in process).
     pub async fn ping(&self) -> Result<(), BusError> {
         match self {
-            Bus::Amqp { url, topology } => amqp::queue_depth(url, &topology.queue).await.map(|_| ()),
+            // Connecting declares the topology too (idempotent), so this also answers before
+            // any message or worker made the queues.
+            Bus::Amqp { url, topology } => {
+                amqp::AmqpPublisher::connect_with(url, topology).await?.close().await;
+                Ok(())
+            }
             Bus::InProcess(_) => Ok(()),
         }
     }
@@ -244,7 +249,12 @@ impl Actor for OutboxRelay {
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<RelayMsg>, msg: RelayMsg, state: &mut RelayState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<RelayMsg>,
+        msg: RelayMsg,
+        state: &mut RelayState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RelayMsg::Drain => loop {
                 match state.publish_some().await {

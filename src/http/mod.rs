@@ -35,10 +35,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::actors::Registry;
-use crate::bus::Bus;
-use crate::payments::Payments;
 use crate::auth::TokenKeys;
+use crate::bus::Bus;
 use crate::config::Config;
+use crate::payments::Payments;
 use crate::persistence::Store;
 pub use error::{Error, Result};
 

@@ -197,7 +197,8 @@ async fn create_payment(
         Err(StoreError::Conflict(c)) if c.contains("idempotency") => {
             // The same key raced us and won: answer what it made.
             let key = key.as_deref().unwrap_or_default();
-            let earlier = state.store.payment_by_key(p.user_id, key).await?.ok_or(Error::NotFound("payment not found"))?;
+            let earlier =
+                state.store.payment_by_key(p.user_id, key).await?.ok_or(Error::NotFound("payment not found"))?;
             return replay(earlier, &hash);
         }
         Err(StoreError::Conflict(_)) => return Err(BookingError::NotPayable.into()),
@@ -314,7 +315,11 @@ pub struct Admission {
     security(("bearer" = [])),
     responses((status = 200, body = Admission), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, description = "already_checked_in", body = Problem)))]
-async fn check_in(State(state): State<AppState>, Admin(admin): Admin, Json(req): Json<CheckInRequest>) -> Result<Json<Admission>> {
+async fn check_in(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Json(req): Json<CheckInRequest>,
+) -> Result<Json<Admission>> {
     let code = req.code.trim().to_uppercase();
     if code.is_empty() || code.len() > 64 {
         return Err(Error::field("code", "must be 1 to 64 characters"));

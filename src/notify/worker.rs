@@ -228,7 +228,12 @@ impl Actor for NotificationWorker {
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<WorkerMsg>, msg: WorkerMsg, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::Job(d, permit) => {
                 settle(&state.ctx, d).await;
@@ -284,7 +289,12 @@ impl Actor for NotificationSupervisor {
         Ok(PoolState { ctx, workers: HashMap::new(), failures: 0 })
     }
 
-    async fn handle(&self, myself: ActorRef<PoolMsg>, msg: PoolMsg, state: &mut PoolState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<PoolMsg>,
+        msg: PoolMsg,
+        state: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             PoolMsg::Spawn(i) => state.spawn(&myself, i).await,
         }

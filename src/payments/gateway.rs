@@ -105,8 +105,11 @@ impl Guarded {
             b.failures += 1;
             if b.failures >= self.settings.threshold {
                 if b.open_until.is_none_or(|t| t <= Instant::now()) {
-                    tracing::warn!(failures = b.failures, cool_down_ms = self.settings.cool_down.as_millis() as u64,
-                        "payment provider failing; circuit open");
+                    tracing::warn!(
+                        failures = b.failures,
+                        cool_down_ms = self.settings.cool_down.as_millis() as u64,
+                        "payment provider failing; circuit open"
+                    );
                 }
                 b.open_until = Some(Instant::now() + self.settings.cool_down);
             }

@@ -184,7 +184,13 @@ macro_rules! apply_changes {
                     sqlx::query(REFUND_BOOKING).bind($now).bind(booking_id.0).execute(&mut *$tx).await?;
                 }
                 JournalOp::Outbox(m) => {
-                    sqlx::query(OUTBOX).bind(&m.topic).bind(&m.payload).bind(&m.request_id).bind($now).execute(&mut *$tx).await?;
+                    sqlx::query(OUTBOX)
+                        .bind(&m.topic)
+                        .bind(&m.payload)
+                        .bind(&m.request_id)
+                        .bind($now)
+                        .execute(&mut *$tx)
+                        .await?;
                 }
                 JournalOp::Claim { .. } => {}
             }

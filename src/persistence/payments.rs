@@ -168,7 +168,8 @@ impl Store {
     /// Deadlines of the pending payments of an event's bookings: their holds wait for them.
     pub async fn pending_payment_deadlines(&self, event: EventId) -> StoreResult<Vec<(BookingId, DateTime<Utc>)>> {
         const SQL: &str = "SELECT booking_id, deadline_at FROM payments WHERE event_id = $1 AND status = 'pending'";
-        let rows: Vec<(Uuid, DateTime<Utc>)> = on_pool!(self, p => sqlx::query_as(SQL).bind(event.0).fetch_all(p).await)?;
+        let rows: Vec<(Uuid, DateTime<Utc>)> =
+            on_pool!(self, p => sqlx::query_as(SQL).bind(event.0).fetch_all(p).await)?;
         Ok(rows.into_iter().map(|(b, d)| (BookingId(b), d)).collect())
     }
 
@@ -278,7 +279,8 @@ impl Store {
     }
 
     pub async fn record_delivery(&self, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO deliveries (message_id, sent_at) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING";
+        const SQL: &str =
+            "INSERT INTO deliveries (message_id, sent_at) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING";
         on_pool!(self, p => sqlx::query(SQL).bind(message_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
@@ -289,7 +291,8 @@ impl Store {
     pub async fn check_in(&self, code: &str, now: DateTime<Utc>) -> StoreResult<CheckIn> {
         const ADMIT: &str = "UPDATE bookings SET checked_in_at = $1 \
              WHERE ticket_code = $2 AND status = 'confirmed' AND checked_in_at IS NULL";
-        let n = on_pool!(self, p => sqlx::query(ADMIT).bind(now).bind(code).execute(p).await.map(|r| r.rows_affected()))?;
+        let n =
+            on_pool!(self, p => sqlx::query(ADMIT).bind(now).bind(code).execute(p).await.map(|r| r.rows_affected()))?;
         let sql = format!("SELECT {}, checked_in_at FROM bookings WHERE ticket_code = $1", rows::BOOKING_COLUMNS);
         let found: Option<rows::RawBookingChecked> =
             on_pool!(self, p => sqlx::query_as(&sql).bind(code).fetch_optional(p).await)?;

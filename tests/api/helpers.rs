@@ -495,7 +495,8 @@ impl TestApp {
     // ---- payments ----
 
     pub async fn pay(&self, token: &str, booking_id: &str, body: &Value, idempotency_key: Option<&str>) -> Response {
-        let mut rb = self.client.post(self.api(&format!("/bookings/{booking_id}/payments"))).bearer_auth(token).json(body);
+        let mut rb =
+            self.client.post(self.api(&format!("/bookings/{booking_id}/payments"))).bearer_auth(token).json(body);
         if let Some(k) = idempotency_key {
             rb = rb.header("Idempotency-Key", k);
         }

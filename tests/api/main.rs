@@ -24,3 +24,4 @@ mod process;
 mod resilience;
 mod saga_crash;
 mod tokens;
+mod worker_role;

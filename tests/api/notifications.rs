@@ -35,12 +35,18 @@ async fn a_failing_message_is_dead_lettered_and_the_rest_flow(backend: Backend) 
     .await;
     let topology = Topology::with_prefix(&app.config.amqp_prefix);
     // Make sure the app's topology exists before publishing into it.
-    let publisher = eventually(WAIT, "the broker", || async { AmqpPublisher::connect_with(&amqp_url(), &topology).await.ok() })
-        .await;
+    let publisher =
+        eventually(WAIT, "the broker", || async { AmqpPublisher::connect_with(&amqp_url(), &topology).await.ok() })
+            .await;
     // A booking that does not exist: retried, then given up. And a payload that is not JSON.
     let unknown = json!({"booking_id": uuid::Uuid::new_v4()}).to_string();
     for (id, payload) in [("poison-unknown", unknown.as_bytes().to_vec()), ("poison-garbage", b"{not json".to_vec())] {
-        let m = BusMessage { id: id.into(), topic: "booking.confirmed".into(), payload, request_id: Some("req-poison".into()) };
+        let m = BusMessage {
+            id: id.into(),
+            topic: "booking.confirmed".into(),
+            payload,
+            request_id: Some("req-poison".into()),
+        };
         publisher.publish(&m).await.expect("publish a poison message");
     }
     // Real confirmations still arrive meanwhile.

@@ -75,8 +75,12 @@ async fn successful_payment_confirms_sends_a_receipt_and_admits_once(backend: Ba
         .await;
     let admitted = expect_json(app.post("/tickets/check-in", Some(&admin), &json!({"code": code})).await, 200).await;
     assert_eq!(admitted["booking_id"], booking_id.as_str());
-    assert_problem(app.post("/tickets/check-in", Some(&admin), &json!({"code": code})).await, 409, "already_checked_in")
-        .await;
+    assert_problem(
+        app.post("/tickets/check-in", Some(&admin), &json!({"code": code})).await,
+        409,
+        "already_checked_in",
+    )
+    .await;
     assert_problem(app.post("/tickets/check-in", Some(&admin), &json!({"code": "NOPE-NOPE"})).await, 404, "not_found")
         .await;
 
@@ -182,13 +186,18 @@ async fn webhook_forgery_and_replay_are_refused(backend: Backend) {
     let payment = app.pay_ok(&user.token, &booking_id, "tok_silent").await;
     let pid = str_of(&payment["id"]).to_owned();
     let provider_ref = eventually(SAGA, "the charge to be acknowledged", || async {
-        app.store().payment(boxoffice::domain::ids::PaymentId(uuid::Uuid::parse_str(&pid).unwrap())).await.unwrap()?.provider_ref
+        app.store()
+            .payment(boxoffice::domain::ids::PaymentId(uuid::Uuid::parse_str(&pid).unwrap()))
+            .await
+            .unwrap()?
+            .provider_ref
     })
     .await;
     let body = json!({"payment_id": pid, "provider_ref": provider_ref, "status": "succeeded"}).to_string();
     let now = chrono::Utc::now().timestamp();
     let post = |sig: Option<String>, body: String| {
-        let mut rb = app.client.post(app.api("/payments/webhook")).header("content-type", "application/json").body(body);
+        let mut rb =
+            app.client.post(app.api("/payments/webhook")).header("content-type", "application/json").body(body);
         if let Some(s) = sig {
             rb = rb.header("x-signature", s);
         }
@@ -238,8 +247,12 @@ async fn payment_requests_are_idempotent_and_checked(backend: Backend) {
     // Someone else's booking and payment do not exist for you.
     let stranger = app.mint_users(1).await.remove(0);
     assert_problem(app.pay(&stranger.token, &booking_id, &card, None).await, 404, "not_found").await;
-    assert_problem(app.get(&format!("/payments/{}", str_of(&first["id"])), Some(&stranger.token)).await, 404, "not_found")
-        .await;
+    assert_problem(
+        app.get(&format!("/payments/{}", str_of(&first["id"])), Some(&stranger.token)).await,
+        404,
+        "not_found",
+    )
+    .await;
     let admin = app.admin_token().await;
     expect_json(app.get(&format!("/payments/{}", str_of(&first["id"])), Some(&admin)).await, 200).await;
     let missing = uuid::Uuid::new_v4();
@@ -255,7 +268,8 @@ async fn payment_requests_are_idempotent_and_checked(backend: Backend) {
         (json!({"method": "mobile_money", "phone_number": "0700000001"}), "phone_number"),
         (json!({"method": "mobile_money"}), "phone_number"),
     ] {
-        let problem = assert_problem(app.pay(&user.token, &booking_id, &body, None).await, 422, "validation_failed").await;
+        let problem =
+            assert_problem(app.pay(&user.token, &booking_id, &body, None).await, 422, "validation_failed").await;
         assert!(problem["errors"][field].is_string(), "{body} → {problem}");
     }
     assert_problem(app.pay(&user.token, &booking_id, &json!({"method": 5}), None).await, 400, "bad_request").await;

@@ -17,32 +17,29 @@ async fn a_saga_killed_mid_flight_finishes_after_restart(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("outbox");
     let mail_dir = mail.display().to_string();
-    let env = [
-        ("PAYMENT_PROVIDER_SLOW_MS", "1500"),
-        ("PAYMENT_POLL_SECS", "1"),
-        ("MAIL_OUTBOX_DIR", mail_dir.as_str()),
-    ];
+    let env =
+        [("PAYMENT_PROVIDER_SLOW_MS", "1500"), ("PAYMENT_POLL_SECS", "1"), ("MAIL_OUTBOX_DIR", mail_dir.as_str())];
     let client = http_client();
     let mut first = start_binary_with(&db.url, dir.path(), "first", &env);
     wait_healthy(&client, &mut first).await;
 
     let store = Store::connect(&db.url, 2).await.expect("test store");
     let (_, user) = mint_user(&store, "saga").await;
-    let admin = sign_token(&claims_for(
-        store.user_by_email(ADMIN_EMAIL).await.unwrap().expect("admin").id.0,
-        "admin",
-        900,
-    ));
+    let admin =
+        sign_token(&claims_for(store.user_by_email(ADMIN_EMAIL).await.unwrap().expect("admin").id.0, "admin", 900));
     let base = first.base.clone();
     let post = |path: String, token: String, body: Value| {
         client.post(format!("{base}/api/v1{path}")).bearer_auth(token).json(&body).send()
     };
-    let event = expect_json(post("/events".into(), admin.clone(), event_body(json!({"capacity": 5}))).await.unwrap(), 201)
-        .await;
-    let event_id = str_of(&event["id"]).to_owned();
-    let booking =
-        expect_json(post(format!("/events/{event_id}/bookings"), user.clone(), json!({"quantity": 2})).await.unwrap(), 201)
+    let event =
+        expect_json(post("/events".into(), admin.clone(), event_body(json!({"capacity": 5}))).await.unwrap(), 201)
             .await;
+    let event_id = str_of(&event["id"]).to_owned();
+    let booking = expect_json(
+        post(format!("/events/{event_id}/bookings"), user.clone(), json!({"quantity": 2})).await.unwrap(),
+        201,
+    )
+    .await;
     let booking_id = str_of(&booking["id"]).to_owned();
     let body = json!({"method": "card", "card_token": "tok_slow"});
     let payment =
@@ -67,10 +64,15 @@ async fn a_saga_killed_mid_flight_finishes_after_restart(backend: Backend) {
     .await;
     let p = expect_json(get(format!("/payments/{payment_id}")).await.unwrap(), 200).await;
     assert_eq!(p["status"], "succeeded");
-    let (_, reserved, live) = store.event_counters(boxoffice::domain::ids::EventId(uuid_of(&event["id"]))).await.unwrap();
+    let (_, reserved, live) =
+        store.event_counters(boxoffice::domain::ids::EventId(uuid_of(&event["id"]))).await.unwrap();
     assert_eq!((reserved, live), (2, 2));
     eventually(Duration::from_secs(30), "the confirmation e-mail", || async {
-        let n = std::fs::read_dir(&mail).ok()?.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
+        let n = std::fs::read_dir(&mail)
+            .ok()?
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .count();
         (n == 1).then_some(())
     })
     .await;

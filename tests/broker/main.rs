@@ -39,10 +39,7 @@ async fn rabbitmqctl(arg: &str) {
 
 /// Booking ids of the confirmation e-mails, from their attachment names (`receipt-<id>.pdf`).
 fn confirmed_mails(app: &TestApp) -> Vec<String> {
-    app.emails()
-        .iter()
-        .filter_map(|(_, raw)| raw.find("receipt-").map(|i| raw[i + 8..i + 8 + 36].to_owned()))
-        .collect()
+    app.emails().iter().filter_map(|(_, raw)| raw.find("receipt-").map(|i| raw[i + 8..i + 8 + 36].to_owned())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -107,10 +104,8 @@ async fn broker_restart_while_publishing_loses_and_duplicates_nothing() {
         let n = app.counters(&event_id).await;
         let pool = app.db.pool().await;
         let DbPool::Pg(p) = &pool else { unreachable!() };
-        let (c,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bookings WHERE status = 'confirmed'")
-            .fetch_one(p)
-            .await
-            .unwrap();
+        let (c,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM bookings WHERE status = 'confirmed'").fetch_one(p).await.unwrap();
         pool.close().await;
         (c as usize == BOOKINGS && n.1 == BOOKINGS as i64).then_some(c)
     })
