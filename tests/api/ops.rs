@@ -68,6 +68,13 @@ async fn openapi_describes_every_route(backend: Backend) {
         ("/api/v1/bookings", &["get"]),
         ("/api/v1/bookings/{id}", &["get"]),
         ("/api/v1/bookings/{id}/cancel", &["post"]),
+        ("/api/v1/bookings/{id}/payments", &["post"]),
+        ("/api/v1/payments/{id}", &["get"]),
+        ("/api/v1/payments/webhook", &["post"]),
+        ("/api/v1/bookings/{id}/receipt.pdf", &["get"]),
+        ("/api/v1/tickets/check-in", &["post"]),
+        ("/api/v1/events/{id}/stream", &["get"]),
+        ("/api/v1/bookings/{id}/stream", &["get"]),
     ];
     let mut missing = Vec::new();
     for (path, methods) in routes {
