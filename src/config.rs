@@ -108,6 +108,10 @@ pub struct Config {
     /// How often a waiting payment asks the provider for its status, in seconds.
     #[arg(long, env = "PAYMENT_POLL_SECS", default_value_t = 5)]
     pub payment_poll_secs: u64,
+    /// How long a process keeps a payment saga without renewing: after a crash another process
+    /// (or the restarted one, under a new NODE_ID) resumes the saga once this ran out.
+    #[arg(long, env = "PAYMENT_SAGA_LEASE_SECS", default_value_t = 30)]
+    pub payment_saga_lease_secs: u64,
     /// RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`; unset: messages travel in process.
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
@@ -174,6 +178,7 @@ impl Default for Config {
             payment_provider_failure_rate: 0.0,
             payment_gateway_timeout_ms: 3000,
             payment_poll_secs: 5,
+            payment_saga_lease_secs: 30,
             amqp_url: None,
             amqp_prefix: "boxoffice".into(),
             smtp_url: None,
@@ -211,8 +216,10 @@ impl Config {
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");
         }
-        if self.role == ProcessRole::Worker && self.amqp_url.is_none() {
-            anyhow::bail!("ROLE=worker needs AMQP_URL: without a broker, messages never leave the API process");
+        if self.role != ProcessRole::All && self.amqp_url.is_none() {
+            anyhow::bail!(
+                "ROLE=api and ROLE=worker need AMQP_URL: without a broker the API's messages reach no worker"
+            );
         }
         if self.env == Environment::Production {
             for (name, secret) in

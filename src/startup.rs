@@ -160,6 +160,7 @@ impl Application {
                 poll_interval: Duration::from_secs(config.payment_poll_secs.max(1)),
                 retry_delay: Duration::from_secs(1),
                 sweep_interval: Duration::from_secs(5),
+                lease: Duration::from_secs(config.payment_saga_lease_secs.max(1)),
             },
         )
         .await?;

@@ -25,6 +25,9 @@ CREATE TABLE payments (
     idempotency_key TEXT,
     request_hash    TEXT,
     request_id      TEXT,
+    -- the process running the saga, until its lease runs out (several nodes, one saga each)
+    owner_node      TEXT,
+    lease_until     TIMESTAMPTZ,
     created_at      TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL
 );
@@ -45,8 +48,11 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
 
--- Notifications already sent, by message id: a redelivered message sends nothing.
+-- Notifications by message id: claimed ('sending', until a lease runs out) before the e-mail
+-- goes, 'sent' after; a redelivered or concurrently delivered copy sends nothing.
 CREATE TABLE deliveries (
-    message_id  TEXT PRIMARY KEY,
-    sent_at     TIMESTAMPTZ NOT NULL
+    message_id    TEXT PRIMARY KEY,
+    state         TEXT NOT NULL CHECK (state IN ('sending', 'sent')),
+    claimed_until TIMESTAMPTZ NOT NULL,
+    sent_at       TIMESTAMPTZ
 );

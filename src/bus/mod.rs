@@ -6,7 +6,7 @@
 pub mod amqp;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{Mutex, mpsc};
@@ -18,14 +18,24 @@ use crate::persistence::{OutboxRow, Store};
 /// Where messages travel.
 #[derive(Clone)]
 pub enum Bus {
-    Amqp { url: String, topology: Topology },
+    Amqp {
+        url: String,
+        topology: Topology,
+        /// The last readiness check and when it was made (probes must not hammer the broker).
+        health: Arc<std::sync::Mutex<Option<(Instant, bool)>>>,
+    },
     InProcess(LocalQueue),
 }
+
+/// How long a readiness answer about the broker is reused.
+const HEALTH_TTL: Duration = Duration::from_secs(2);
 
 impl Bus {
     pub fn new(amqp_url: Option<&str>, prefix: &str) -> Self {
         match amqp_url {
-            Some(url) => Bus::Amqp { url: url.to_owned(), topology: Topology::with_prefix(prefix) },
+            Some(url) => {
+                Bus::Amqp { url: url.to_owned(), topology: Topology::with_prefix(prefix), health: Arc::default() }
+            }
             None => Bus::InProcess(LocalQueue::new()),
         }
     }
@@ -37,17 +47,30 @@ impl Bus {
         }
     }
 
-    /// Whether the broker answers (always true in process).
+    /// Whether the broker answers (always true in process); answers are reused for 2 s.
     pub async fn ping(&self) -> Result<(), BusError> {
-        match self {
-            // Connecting declares the topology too (idempotent), so this also answers before
-            // any message or worker made the queues.
-            Bus::Amqp { url, topology } => {
-                amqp::AmqpPublisher::connect_with(url, topology).await?.close().await;
-                Ok(())
+        let Bus::Amqp { url, topology, health } = self else { return Ok(()) };
+        let cached = *health.lock().expect("health lock");
+        let up = match cached {
+            Some((at, up)) if at.elapsed() < HEALTH_TTL => up,
+            _ => {
+                // Connecting declares the topology too (idempotent), so this also answers
+                // before any message or worker made the queues.
+                let up = match amqp::AmqpPublisher::connect_with(url, topology).await {
+                    Ok(p) => {
+                        p.close().await;
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "broker readiness check failed");
+                        false
+                    }
+                };
+                *health.lock().expect("health lock") = Some((Instant::now(), up));
+                up
             }
-            Bus::InProcess(_) => Ok(()),
-        }
+        };
+        if up { Ok(()) } else { Err(BusError::Disconnected("the broker did not answer".into())) }
     }
 }
 
@@ -78,6 +101,11 @@ impl LocalQueue {
     pub fn dead_letters(&self) -> Vec<BusMessage> {
         self.dead.lock().expect("dead letters lock").clone()
     }
+}
+
+/// The outbox row id of a message (`outbox-<id>`).
+pub fn outbox_id(m: &BusMessage) -> Option<i64> {
+    m.id.strip_prefix("outbox-")?.parse().ok()
 }
 
 /// One received message, from either bus.
@@ -151,6 +179,11 @@ pub struct OutboxRelay;
 pub struct RelayState {
     store: Store,
     bus: Bus,
+    /// In process: rows up to this id are queued; the worker marks each sent once settled,
+    /// so a crash or shutdown loses nothing (unsent rows are queued again by the next process).
+    queued_upto: i64,
+    /// A `Drain` is in the mailbox: the waker does not add another.
+    pending: Arc<std::sync::atomic::AtomicBool>,
     publisher: Option<amqp::AmqpPublisher>,
     /// Whether the last attempt to reach the broker failed (logged once per outage).
     broker_down: bool,
@@ -162,7 +195,8 @@ const BATCH: u32 = 500;
 impl RelayState {
     /// Publishes one batch; `Ok(true)` if there may be more.
     async fn publish_some(&mut self) -> anyhow::Result<bool> {
-        let rows = self.store.unsent_outbox(BATCH).await?;
+        let after = if matches!(self.bus, Bus::InProcess(_)) { self.queued_upto } else { 0 };
+        let rows = self.store.unsent_outbox(after, BATCH).await?;
         if rows.is_empty() {
             return Ok(false);
         }
@@ -172,9 +206,11 @@ impl RelayState {
                 for m in messages {
                     q.send(m, 0);
                 }
-                rows.len()
+                self.queued_upto = rows.last().map_or(self.queued_upto, |r| r.id);
+                metrics::counter!("boxoffice_outbox_published_total").increment(rows.len() as u64);
+                return Ok(rows.len() as u32 == BATCH);
             }
-            Bus::Amqp { url, topology } => {
+            Bus::Amqp { url, topology, .. } => {
                 if self.publisher.as_ref().is_none_or(|p| !p.is_connected()) {
                     self.publisher = None;
                     match amqp::AmqpPublisher::connect_with(url, topology).await {
@@ -230,15 +266,18 @@ impl Actor for OutboxRelay {
         // Woken by commits that wrote outbox rows, and by a timer for everything else
         // (rows written by another process, a broker that came back).
         let me = myself.clone();
+        let pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = pending.clone();
         let waker = tokio::spawn(async move {
             loop {
                 let _ = tokio::time::timeout(every, wake.notified()).await;
-                if me.send_message(RelayMsg::Drain).is_err() {
+                // One drain at a time in the mailbox, however long a drain takes.
+                if !flag.swap(true, std::sync::atomic::Ordering::AcqRel) && me.send_message(RelayMsg::Drain).is_err() {
                     return;
                 }
             }
         });
-        Ok(RelayState { store, bus, publisher: None, broker_down: false, waker })
+        Ok(RelayState { store, bus, queued_upto: 0, pending, publisher: None, broker_down: false, waker })
     }
 
     async fn post_stop(&self, _: ActorRef<RelayMsg>, state: &mut RelayState) -> Result<(), ActorProcessingErr> {
@@ -257,6 +296,7 @@ impl Actor for OutboxRelay {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RelayMsg::Drain => loop {
+                state.pending.store(false, std::sync::atomic::Ordering::Release);
                 match state.publish_some().await {
                     Ok(true) => continue,
                     Ok(false) => break,

@@ -169,8 +169,6 @@ async fn create_payment(
     }
     let deadline = now + chrono::Duration::from_std(state.payments.deadline()).unwrap_or_default();
     let grace = chrono::Duration::from_std(state.registry.settings().payment_grace).unwrap_or_default();
-    // The event actor first: from here on the hold waits for the payment instead of expiring.
-    state.registry.hold_for_payment(booking.event_id, booking.id, deadline + grace).await?;
     let payment = PaymentRow {
         id: PaymentId::new(),
         booking_id: booking.id,
@@ -192,17 +190,32 @@ async fn create_payment(
         created_at: now,
         updated_at: now,
     };
+    // The payment first, so that an event actor rebuilt from the store at any later moment
+    // knows the hold waits for it; then the running actor is told.
     match state.store.insert_payment(&payment).await {
         Ok(()) => {}
-        Err(StoreError::Conflict(c)) if c.contains("idempotency") => {
-            // The same key raced us and won: answer what it made.
-            let key = key.as_deref().unwrap_or_default();
-            let earlier =
-                state.store.payment_by_key(p.user_id, key).await?.ok_or(Error::NotFound("payment not found"))?;
-            return replay(earlier, &hash);
+        Err(StoreError::Conflict(_)) => {
+            // Either the same key raced us (answer what it made) or another payment of the
+            // booking is under way. Which index PostgreSQL names first is not ours to rely on.
+            if let Some(key) = &key
+                && let Some(earlier) = state.store.payment_by_key(p.user_id, key).await?
+            {
+                return replay(earlier, &hash);
+            }
+            return Err(BookingError::NotPayable.into());
         }
-        Err(StoreError::Conflict(_)) => return Err(BookingError::NotPayable.into()),
         Err(e) => return Err(e.into()),
+    }
+    if let Err(e) = state.registry.hold_for_payment(booking.event_id, booking.id, deadline + grace).await {
+        // The hold left meanwhile (expired or cancelled), or the event is unreachable: the
+        // payment never starts.
+        let reason = match e {
+            BookingError::Unavailable(_) => "event_unavailable",
+            _ => "booking_not_payable",
+        };
+        // The client hears it in the answer; no e-mail for a payment that never started.
+        state.store.finish_payment(payment.id, PaymentStatus::Failed, Some(reason), None, now).await?;
+        return Err(e.into());
     }
     state.payments.run(payment.id);
     tracing::info!(payment_id = %payment.id, booking_id = %booking.id, method = payment.method.kind(), "payment started");
@@ -256,7 +269,9 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         return Err(Error::BadRequest("provider_ref does not match the payment".into()));
     }
     let reason = cb.reason.as_deref().map(|r| r.chars().take(200).collect::<String>());
-    let recorded = state.store.record_outcome(payment.id, cb.status, reason.as_deref(), crate::domain::now()).await?;
+    let now = crate::domain::now();
+    let recorded =
+        state.store.record_outcome(payment.id, cb.status, reason.as_deref(), Some(&cb.provider_ref), now).await?;
     if recorded {
         tracing::info!(payment_id = %payment.id, status = cb.status.as_str(), "provider verdict recorded");
         state.payments.run(payment.id);

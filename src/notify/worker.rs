@@ -3,7 +3,8 @@
 //! pause. A worker turns each message into an e-mail and settles it: sent → ack; transient
 //! failure → back of the queue after a backoff, one attempt more; a message that still fails
 //! after `max_attempts`, or can never succeed, → dead-letter queue. Delivery is idempotent:
-//! the ids of sent messages are recorded, and a redelivered one sends nothing.
+//! a message id is claimed (with a lease) before its e-mail goes and marked sent after, so a
+//! redelivered or concurrently delivered copy sends nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use super::mail::{Attachment, Email, MailError, Mailer};
 use super::{BookingFacts, FactsError, templates};
 use crate::bus::{Bus, BusMessage, Delivery, amqp};
 use crate::domain::ids::BookingId;
-use crate::persistence::Store;
+use crate::persistence::{DeliveryClaim, Store};
 
 #[derive(Clone)]
 pub struct WorkerSettings {
@@ -69,9 +70,31 @@ impl From<MailError> for Failure {
 /// Sends the e-mail a message calls for, unless it was sent before.
 async fn deliver(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> {
     let store = &ctx.store;
-    if store.delivered(&m.id).await.map_err(|e| Failure::Transient(e.to_string()))? {
-        return Ok("duplicate");
+    let transient = |e: crate::persistence::StoreError| Failure::Transient(e.to_string());
+    match store.claim_delivery(&m.id, crate::domain::now(), CLAIM_LEASE).await.map_err(transient)? {
+        DeliveryClaim::Claimed => {}
+        DeliveryClaim::AlreadySent => return Ok("duplicate"),
+        // Retried later: by then it is sent (a duplicate) or its sender died (claimable).
+        DeliveryClaim::Busy => return Err(Failure::Transient("another worker is sending this message".into())),
     }
+    let result = send(ctx, m).await;
+    match &result {
+        Ok(_) => store.delivery_sent(&m.id, crate::domain::now()).await.map_err(transient)?,
+        Err(_) => {
+            if let Err(e) = store.release_delivery(&m.id).await {
+                tracing::warn!(error = %e, "delivery claim not released; it lapses by itself");
+            }
+        }
+    }
+    result
+}
+
+/// How long a worker may take to send one message before another may try.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+/// Renders and sends the e-mail of a message this worker has claimed.
+async fn send(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> {
+    let store = &ctx.store;
     let payload: serde_json::Value =
         serde_json::from_slice(&m.payload).map_err(|e| Failure::Permanent(format!("payload is not json: {e}")))?;
     let booking_id = payload
@@ -115,7 +138,6 @@ async fn deliver(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failur
         attachments,
     };
     ctx.mailer.send(&email).await?;
-    store.record_delivery(&m.id, crate::domain::now()).await.map_err(|e| Failure::Transient(e.to_string()))?;
     Ok("sent")
 }
 
@@ -123,6 +145,8 @@ async fn deliver(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failur
 async fn settle(ctx: &NotifyCtx, d: Delivery) {
     let m = d.message().clone();
     let attempts = d.attempts();
+    // Settled for good (sent or dead-lettered) in process: the row to mark sent.
+    let local_row = matches!(d, Delivery::Local { .. }).then(|| crate::bus::outbox_id(&m)).flatten();
     let span = tracing::info_span!("notify", message_id = %m.id, topic = %m.topic,
         request_id = %m.request_id.as_deref().unwrap_or(""), attempt = attempts + 1);
     async {
@@ -130,25 +154,32 @@ async fn settle(ctx: &NotifyCtx, d: Delivery) {
             Ok(outcome) => {
                 metrics::counter!("boxoffice_notifications_total", "outcome" => outcome).increment(1);
                 tracing::info!(outcome, "notification handled");
-                d.ack().await
+                d.ack().await.map(|()| local_row)
             }
             Err(Failure::Transient(e)) if attempts + 1 < ctx.settings.max_attempts => {
                 metrics::counter!("boxoffice_notifications_total", "outcome" => "retried").increment(1);
                 let pause = ctx.settings.backoff * 2u32.saturating_pow(attempts.min(10));
                 tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "notification failed; will retry");
                 tokio::time::sleep(pause).await;
-                d.retry().await
+                d.retry().await.map(|()| None)
             }
             Err(e) => {
                 metrics::counter!("boxoffice_notifications_total", "outcome" => "dead_lettered").increment(1);
                 tracing::error!(error = %e, "notification given up; dead-lettered");
-                d.dead_letter().await
+                d.dead_letter().await.map(|()| local_row)
             }
         };
-        if let Err(e) = settled {
+        match settled {
+            // In process the outbox row is the only copy: it is marked sent once settled.
+            Ok(Some(id)) => {
+                if let Err(e) = ctx.store.mark_sent(&[id], crate::domain::now()).await {
+                    tracing::warn!(error = %e, "outbox row not marked sent; it will be sent again (and deduplicated)");
+                }
+            }
+            Ok(None) => {}
             // Unsettled: the broker redelivers it to someone, and the record of sent ids
             // keeps that from sending twice.
-            tracing::warn!(error = %e, "delivery not settled");
+            Err(e) => tracing::warn!(error = %e, "delivery not settled"),
         }
     }
     .instrument(span)
@@ -181,7 +212,7 @@ impl Actor for NotificationWorker {
         // The pump hands the worker at most `prefetch` messages at a time.
         let permits = Arc::new(Semaphore::new(ctx.settings.prefetch.max(1) as usize));
         let pump = match &ctx.bus {
-            Bus::Amqp { url, topology } => {
+            Bus::Amqp { url, topology, .. } => {
                 let tag = format!("{}-{}-{index}", super::super::startup::hostname(), std::process::id());
                 let mut consumer = amqp::AmqpConsumer::connect_with(url, topology, ctx.settings.prefetch, &tag).await?;
                 let me = myself.clone();

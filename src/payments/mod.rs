@@ -30,11 +30,16 @@ pub struct PaymentSettings {
     pub retry_delay: Duration,
     /// How often the supervisor looks for unfinished sagas that are not running.
     pub sweep_interval: Duration,
+    /// How long a node keeps a saga without renewing (each step renews it): after a crash,
+    /// another process takes the saga over once this ran out. Longer than any one step.
+    pub lease: Duration,
 }
 
 #[derive(Clone)]
 pub struct PaymentsCtx {
     store: Store,
+    /// This process, as the owner of the sagas it runs.
+    node: String,
     registry: Registry,
     gateway: Arc<Guarded>,
     settings: PaymentSettings,
@@ -96,17 +101,19 @@ impl Actor for PaymentSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Run(id) => state.run(&myself, id).await,
-            SupervisorMsg::Sweep => match state.ctx.store.unfinished_payments().await {
-                Ok(ids) => {
-                    for id in ids {
-                        if !state.running.contains_key(&id) {
-                            tracing::info!(payment_id = %id, "resuming payment saga");
-                            state.run(&myself, id).await;
+            SupervisorMsg::Sweep => {
+                match state.ctx.store.unfinished_payments(&state.ctx.node, crate::domain::now()).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            if !state.running.contains_key(&id) {
+                                tracing::info!(payment_id = %id, "resuming payment saga");
+                                state.run(&myself, id).await;
+                            }
                         }
                     }
+                    Err(e) => tracing::warn!(error = %e, "cannot look for unfinished payment sagas"),
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot look for unfinished payment sagas"),
-            },
+            }
         }
         Ok(())
     }
@@ -154,7 +161,8 @@ impl Payments {
         gateway: Arc<Guarded>,
         settings: PaymentSettings,
     ) -> anyhow::Result<Self> {
-        let ctx = PaymentsCtx { store, registry, gateway: gateway.clone(), settings: settings.clone() };
+        let node = registry.settings().node_id.clone();
+        let ctx = PaymentsCtx { store, node, registry, gateway: gateway.clone(), settings: settings.clone() };
         let (supervisor, _) = Actor::spawn(None, PaymentSupervisor, ctx).await?;
         Ok(Self { supervisor, gateway, settings })
     }

@@ -50,6 +50,13 @@ fn message(topic: &str, booking: &BookingRow, p: &PaymentRow, reason: Option<&st
 impl SagaState {
     async fn step(&mut self) -> Result<Next, ActorProcessingErr> {
         let store = &self.ctx.store;
+        // One node runs a saga at a time: each step renews this node's lease, and a saga
+        // another node holds stops here (that node, or a later sweep after its lease ran out,
+        // carries on).
+        if !store.lease_payment(self.id, &self.ctx.node, crate::domain::now(), self.ctx.settings.lease).await? {
+            tracing::info!("another node runs this payment's saga");
+            return Ok(Next::Finished);
+        }
         let Some(p) = store.payment(self.id).await? else {
             return Err(format!("payment {} is missing", self.id).into());
         };
@@ -62,6 +69,12 @@ impl SagaState {
     }
 
     async fn charge(&mut self, p: &PaymentRow) -> Result<Next, ActorProcessingErr> {
+        let now = crate::domain::now();
+        if now >= p.deadline_at {
+            // Resumed too late (the process was down): its hold is no longer kept; charging
+            // now would only take money to give back.
+            return self.fail(p, "deadline_exceeded").await;
+        }
         let req = ChargeRequest {
             payment_id: p.id,
             amount_cents: p.amount_cents,
@@ -75,8 +88,18 @@ impl SagaState {
                 Ok(Next::Now)
             }
             Err(GatewayError::Refused(reason)) => self.fail(p, &format!("refused: {reason}")).await,
+            // The charge is idempotent per payment: keep trying until the deadline, which
+            // fails the payment on the next step (the hold is kept meanwhile).
+            Err(e)
+                if crate::domain::now()
+                    + chrono::Duration::from_std(self.ctx.settings.retry_delay).unwrap_or_default()
+                    < p.deadline_at =>
+            {
+                tracing::warn!(error = %e, "charge not accepted yet; retrying");
+                Ok(Next::After(self.ctx.settings.retry_delay))
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "charge not accepted; failing the payment");
+                tracing::warn!(error = %e, "charge not accepted by the deadline; failing the payment");
                 self.fail(p, "payment_provider_unavailable").await
             }
         }
@@ -96,7 +119,7 @@ impl SagaState {
             if let Some(provider_ref) = &p.provider_ref {
                 match self.ctx.gateway.status(provider_ref).await {
                     Ok(ProviderState::Settled(outcome, reason)) => {
-                        self.ctx.store.record_outcome(p.id, outcome, reason.as_deref(), now).await?;
+                        self.ctx.store.record_outcome(p.id, outcome, reason.as_deref(), None, now).await?;
                         return Ok(Next::Now);
                     }
                     Ok(ProviderState::Pending) => {}
@@ -173,7 +196,7 @@ impl SagaState {
                 Ok(_) => {}
                 Err(BookingError::NotCancellable | BookingError::EventNotFound) => {
                     let m = message("payment.failed", &booking, p, Some(reason));
-                    self.ctx.store.finish_payment(p.id, PaymentStatus::Failed, Some(reason), &m, now).await?;
+                    self.ctx.store.finish_payment(p.id, PaymentStatus::Failed, Some(reason), Some(&m), now).await?;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "hold not released yet; retrying");
@@ -182,7 +205,7 @@ impl SagaState {
             }
         } else {
             let m = message("payment.failed", &booking, p, Some(reason));
-            self.ctx.store.finish_payment(p.id, PaymentStatus::Failed, Some(reason), &m, now).await?;
+            self.ctx.store.finish_payment(p.id, PaymentStatus::Failed, Some(reason), Some(&m), now).await?;
         }
         metrics::counter!("boxoffice_payments_total", "outcome" => "failed").increment(1);
         tracing::info!(reason, booking_id = %booking.id, "payment failed; hold released");
@@ -201,7 +224,10 @@ impl SagaState {
                     Some(b) => message("payment.refunded", b, p, None),
                     None => OutboxEntry::new("payment.refunded", serde_json::json!({ "payment_id": p.id }), None),
                 };
-                self.ctx.store.finish_payment(p.id, PaymentStatus::Refunded, None, &m, crate::domain::now()).await?;
+                self.ctx
+                    .store
+                    .finish_payment(p.id, PaymentStatus::Refunded, None, Some(&m), crate::domain::now())
+                    .await?;
                 metrics::counter!("boxoffice_payments_total", "outcome" => "refunded").increment(1);
                 tracing::info!("payment refunded");
                 Ok(Next::Now)

@@ -17,7 +17,7 @@ use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
 pub use journal::{After, JournalOp, OutboxEntry};
-pub use payments::{CheckIn, OutboxRow, PaymentRow};
+pub use payments::{CheckIn, DeliveryClaim, OutboxRow, PaymentRow};
 pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
 
 use crate::domain::booking::BookingStatus;

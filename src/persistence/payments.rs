@@ -99,6 +99,15 @@ pub struct OutboxRow {
     pub entry: OutboxEntry,
 }
 
+/// The outcome of claiming a notification's delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryClaim {
+    Claimed,
+    AlreadySent,
+    /// Another worker is sending it right now.
+    Busy,
+}
+
 /// What a ticket scan found.
 #[derive(Debug)]
 pub enum CheckIn {
@@ -158,11 +167,29 @@ impl Store {
         raws.into_iter().map(PaymentRow::try_from).collect()
     }
 
-    /// Sagas that are not finished: a (re)started process resumes them.
-    pub async fn unfinished_payments(&self) -> StoreResult<Vec<PaymentId>> {
-        const SQL: &str = "SELECT id FROM payments WHERE saga_step <> 'done' ORDER BY id";
-        let ids: Vec<(Uuid,)> = on_pool!(self, p => sqlx::query_as(SQL).fetch_all(p).await)?;
+    /// Sagas that are not finished and that `node` may run (its own, or whose owner's lease
+    /// ran out): a (re)started process resumes them.
+    pub async fn unfinished_payments(&self, node: &str, now: DateTime<Utc>) -> StoreResult<Vec<PaymentId>> {
+        const SQL: &str = "SELECT id FROM payments WHERE saga_step <> 'done' \
+             AND (owner_node IS NULL OR owner_node = $1 OR lease_until < $2) ORDER BY id";
+        let ids: Vec<(Uuid,)> = on_pool!(self, p => sqlx::query_as(SQL).bind(node).bind(now).fetch_all(p).await)?;
         Ok(ids.into_iter().map(|(id,)| PaymentId(id)).collect())
+    }
+
+    /// Takes or renews the lease on a saga for `node`; `false` if another node holds it.
+    pub async fn lease_payment(
+        &self,
+        id: PaymentId,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE payments SET owner_node = $1, lease_until = $2 \
+             WHERE id = $3 AND (owner_node IS NULL OR owner_node = $1 OR lease_until < $4)";
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        let n = on_pool!(self, p => sqlx::query(SQL).bind(node).bind(until).bind(id.0).bind(now)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// Deadlines of the pending payments of an event's bookings: their holds wait for them.
@@ -192,18 +219,22 @@ impl Store {
     /// Records the provider's verdict once; `false` if one was already recorded (a replayed
     /// callback). A success that arrives after the payment already failed (its deadline passed
     /// and the seats were released) sends the saga to refund it.
+    /// `provider_ref` is kept if the charge's own answer never arrived (a timed-out charge the
+    /// provider did take): a refund needs it.
     pub async fn record_outcome(
         &self,
         id: PaymentId,
         outcome: Outcome,
         reason: Option<&str>,
+        provider_ref: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE payments SET provider_status = $1, provider_reason = $2, updated_at = $3, \
+             provider_ref = COALESCE(provider_ref, $5), \
              saga_step = CASE WHEN status = 'failed' AND $1 = 'succeeded' THEN 'refunding' ELSE saga_step END \
              WHERE id = $4 AND provider_status IS NULL";
         let n = on_pool!(self, p => sqlx::query(SQL).bind(outcome.as_str()).bind(reason).bind(now).bind(id.0)
-            .execute(p).await.map(|r| r.rows_affected()))?;
+            .bind(provider_ref).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 
@@ -213,7 +244,7 @@ impl Store {
         id: PaymentId,
         status: PaymentStatus,
         reason: Option<&str>,
-        message: &OutboxEntry,
+        message: Option<&OutboxEntry>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         // A success recorded meanwhile (the provider's late verdict) turns a failure into a refund.
@@ -223,7 +254,7 @@ impl Store {
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(SQL).bind(status.as_str()).bind(reason).bind(now).bind(id.0).execute(&mut *tx).await?.rows_affected();
-            if n == 1 {
+            if let (1, Some(message)) = (n, message) {
                 sqlx::query(OUTBOX).bind(&message.topic).bind(&message.payload).bind(&message.request_id).bind(now)
                     .execute(&mut *tx).await?;
             }
@@ -235,11 +266,12 @@ impl Store {
 
     // ---- outbox ------------------------------------------------------------------------
 
-    pub async fn unsent_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {
-        const SQL: &str =
-            "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1";
+    /// Unsent rows with ids above `after`, oldest first.
+    pub async fn unsent_outbox(&self, after: i64, limit: u32) -> StoreResult<Vec<OutboxRow>> {
+        const SQL: &str = "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL AND id > $1 \
+             ORDER BY id LIMIT $2";
         let rows: Vec<(i64, String, String, Option<String>)> =
-            on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+            on_pool!(self, p => sqlx::query_as(SQL).bind(after).bind(limit as i64).fetch_all(p).await)?;
         Ok(rows
             .into_iter()
             .map(|(id, topic, payload, request_id)| OutboxRow { id, entry: OutboxEntry { topic, payload, request_id } })
@@ -272,16 +304,42 @@ impl Store {
 
     // ---- notifications -----------------------------------------------------------------
 
-    pub async fn delivered(&self, message_id: &str) -> StoreResult<bool> {
-        const SQL: &str = "SELECT 1 FROM deliveries WHERE message_id = $1";
-        let row: Option<(i32,)> = on_pool!(self, p => sqlx::query_as(SQL).bind(message_id).fetch_optional(p).await)?;
-        Ok(row.is_some())
+    /// Claims the sending of a notification for `lease`; a claim that ran out (the sender
+    /// died) can be taken again.
+    pub async fn claim_delivery(
+        &self,
+        message_id: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+    ) -> StoreResult<DeliveryClaim> {
+        const CLAIM: &str = "INSERT INTO deliveries (message_id, state, claimed_until) VALUES ($1, 'sending', $2) \
+             ON CONFLICT (message_id) DO UPDATE SET claimed_until = excluded.claimed_until \
+             WHERE deliveries.state = 'sending' AND deliveries.claimed_until < $3";
+        const STATE: &str = "SELECT state FROM deliveries WHERE message_id = $1";
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        let n = on_pool!(self, p => sqlx::query(CLAIM).bind(message_id).bind(until).bind(now)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        if n == 1 {
+            return Ok(DeliveryClaim::Claimed);
+        }
+        let state: Option<(String,)> =
+            on_pool!(self, p => sqlx::query_as(STATE).bind(message_id).fetch_optional(p).await)?;
+        Ok(match state {
+            Some((s,)) if s == "sent" => DeliveryClaim::AlreadySent,
+            _ => DeliveryClaim::Busy,
+        })
     }
 
-    pub async fn record_delivery(&self, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        const SQL: &str =
-            "INSERT INTO deliveries (message_id, sent_at) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING";
-        on_pool!(self, p => sqlx::query(SQL).bind(message_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+    pub async fn delivery_sent(&self, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        const SQL: &str = "UPDATE deliveries SET state = 'sent', sent_at = $1 WHERE message_id = $2";
+        on_pool!(self, p => sqlx::query(SQL).bind(now).bind(message_id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Gives a claim back after a failed send, so a retry may claim it at once.
+    pub async fn release_delivery(&self, message_id: &str) -> StoreResult<()> {
+        const SQL: &str = "DELETE FROM deliveries WHERE message_id = $1 AND state = 'sending'";
+        on_pool!(self, p => sqlx::query(SQL).bind(message_id).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 

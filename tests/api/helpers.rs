@@ -232,6 +232,7 @@ pub fn test_config(db: &TestDb) -> Config {
         // Quick verdicts and polls, so payment tests take seconds.
         payment_provider_delay_ms: 200,
         payment_poll_secs: 1,
+        payment_saga_lease_secs: 5,
         notification_backoff_ms: 50,
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),

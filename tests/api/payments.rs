@@ -65,6 +65,10 @@ async fn successful_payment_confirms_sends_a_receipt_and_admits_once(backend: Ba
     let mail = app.email_containing("application/pdf", SAGA).await;
     assert!(mail.contains(&user.email), "addressed to the customer");
     assert!(mail.contains(&code), "carries the ticket code");
+    eventually(SAGA, "the outbox to be marked sent", || async {
+        (app.store().outbox_backlog().await.ok()? == 0).then_some(())
+    })
+    .await;
 
     // Someone else cannot see the receipt; only admins check tickets in, once.
     let other = app.mint_users(1).await.remove(0);
@@ -290,6 +294,8 @@ async fn the_circuit_breaker_opens_when_the_provider_is_down(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
         c.payment_provider_failure_rate = 1.0;
         c.payment_gateway_timeout_ms = 500;
+        // Charges are retried until the deadline; keep it short.
+        c.payment_deadline_secs = 2;
     })
     .await;
     let admin = app.admin_token().await;
@@ -321,7 +327,28 @@ async fn the_circuit_breaker_opens_when_the_provider_is_down(backend: Backend) {
     assert!(metrics.contains("boxoffice_payment_circuit_open"), "{metrics}");
 }
 
+/// Several nodes: a saga runs on one node at a time; another takes it only after the lease.
+async fn a_saga_belongs_to_one_node_at_a_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (user, _, booking_id) = held_booking(&app, 1).await;
+    let payment = app.pay_ok(&user.token, &booking_id, "tok_silent").await;
+    let pid = boxoffice::domain::ids::PaymentId(uuid_of(&payment["id"]));
+    let store = app.store();
+    eventually(SAGA, "the saga to take its lease", || async {
+        store.payment(pid).await.unwrap()?.provider_ref.map(|_| ())
+    })
+    .await;
+    let now = boxoffice::domain::now();
+    let lease = Duration::from_secs(30);
+    assert!(!store.lease_payment(pid, "another-node", now, lease).await.unwrap(), "the running node holds it");
+    assert!(!store.unfinished_payments("another-node", now).await.unwrap().contains(&pid));
+    let later = now + chrono::Duration::seconds(60);
+    assert!(store.unfinished_payments("another-node", later).await.unwrap().contains(&pid));
+    assert!(store.lease_payment(pid, "another-node", later, lease).await.unwrap(), "free once the lease ran out");
+}
+
 both_backends!(
+    a_saga_belongs_to_one_node_at_a_time,
     successful_payment_confirms_sends_a_receipt_and_admits_once,
     declined_payment_releases_the_hold_at_once,
     a_silent_provider_fails_at_the_deadline_and_the_hold_waits_for_it,

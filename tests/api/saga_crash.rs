@@ -1,5 +1,5 @@
 //! A payment saga interrupted by SIGKILL: the restarted process finds the unfinished saga in
-//! the store, asks the provider (whose callback died with the process) and finishes it: the
+//! the store, takes it over once the dead process's lease ran out, asks the provider (whose callback died with the process) and finishes it: the
 //! booking is confirmed exactly once and the confirmation e-mail is written.
 
 use std::time::Duration;
@@ -17,8 +17,13 @@ async fn a_saga_killed_mid_flight_finishes_after_restart(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mail = dir.path().join("outbox");
     let mail_dir = mail.display().to_string();
-    let env =
-        [("PAYMENT_PROVIDER_SLOW_MS", "1500"), ("PAYMENT_POLL_SECS", "1"), ("MAIL_OUTBOX_DIR", mail_dir.as_str())];
+    let env = [
+        ("PAYMENT_PROVIDER_SLOW_MS", "1500"),
+        ("PAYMENT_POLL_SECS", "1"),
+        // The restarted process has a new node id: it takes the saga over once this lease ran out.
+        ("PAYMENT_SAGA_LEASE_SECS", "3"),
+        ("MAIL_OUTBOX_DIR", mail_dir.as_str()),
+    ];
     let client = http_client();
     let mut first = start_binary_with(&db.url, dir.path(), "first", &env);
     wait_healthy(&client, &mut first).await;
