@@ -1,6 +1,6 @@
 // A realistic mix ramping to 1,000 VUs with think time: search and list events, open one, look
-// at its seats, hold, poll the booking, sometimes cancel. (Paying with tok_ok joins this script
-// when the payments API exists.)
+// at its seats, hold, poll the booking, then sometimes cancel and sometimes pay (tok_ok with the
+// simulated provider) and look at the payment.
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import { Counter } from 'k6/metrics';
@@ -10,6 +10,7 @@ const SMOKE = !!__ENV.SMOKE;
 const VUS = Number(__ENV.VUS || (SMOKE ? 20 : 1000));
 const held = new Counter('holds_created');
 const cancelled = new Counter('holds_cancelled');
+const paid = new Counter('payments_started');
 const WORDS = ['rock', 'jazz', 'opera', 'talk', 'festival'];
 
 export const options = {
@@ -83,6 +84,15 @@ export default function (data) {
     const c = http.post(`${API}/bookings/${booking}/cancel`, null, Object.assign(auth(token), tags));
     check(c, { 'cancel 200': (r) => r.status === 200 && r.json('status') === 'cancelled' });
     cancelled.add(1);
+  } else if (Math.random() < 0.4) {
+    const pay = http.post(`${API}/bookings/${booking}/payments`, JSON.stringify({ method: 'card', card_token: 'tok_ok' }),
+      Object.assign(auth(token, { 'Idempotency-Key': `pay-${__VU}-${__ITER}-${Date.now()}` }), tags));
+    check(pay, { 'payment 202': (r) => r.status === 202 && r.json('status') === 'pending' });
+    if (pay.status !== 202) return;
+    paid.add(1);
+    think();
+    const p = http.get(`${API}/payments/${pay.json('id')}`, Object.assign(auth(token), tags));
+    check(p, { 'payment pending or succeeded': (r) => r.status === 200 && ['pending', 'succeeded'].includes(r.json('status')) });
   }
   think();
 }

@@ -99,14 +99,17 @@ browse_and_book() {
   local summary="$results/browse_and_book.json"
   local status=0
   k6_run loadtest/browse_and_book.js "$summary" || status=$?
-  local created cancelled rows cancelled_db
+  local created cancelled rows cancelled_db paid payments_db
   created=$(metric "$summary" holds_created count)
   cancelled=$(metric "$summary" holds_cancelled count)
   verify_events
   rows=$(sql "SELECT count(*) FROM bookings")
   cancelled_db=$(sql "SELECT count(*) FROM bookings WHERE status = 'cancelled'")
-  echo "browse_and_book: $created holds answered 201, $cancelled cancelled; database: $rows bookings, $cancelled_db cancelled"
+  paid=$(metric "$summary" payments_started count)
+  payments_db=$(sql "SELECT count(*) FROM payments")
+  echo "browse_and_book: $created holds answered 201, $cancelled cancelled, $paid payments started; database: $rows bookings, $cancelled_db cancelled, $payments_db payments"
   [[ "$rows" == "${created%.*}" && "$cancelled_db" == "${cancelled%.*}" ]] || { echo "VERIFY FAILED: 201s and bookings differ" >&2; exit 1; }
+  [[ "$payments_db" == "${paid%.*}" ]] || { echo "VERIFY FAILED: 202s and payments differ" >&2; exit 1; }
   return $status
 }
 
