@@ -5,7 +5,53 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-both_backends!(malformed_requests_are_problems, body_limit, request_ids, rate_limiting, unstorable_text_and_dates);
+both_backends!(
+    malformed_requests_are_problems,
+    body_limit,
+    request_ids,
+    rate_limiting,
+    unstorable_text_and_dates,
+    payment_routes_refuse_bad_input
+);
+
+/// Malformed JSON, wrong types, missing tokens and unknown ids on the payment and ticket routes.
+async fn payment_routes_refuse_bad_input(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.user_token().await;
+    let admin = app.admin_token().await;
+    let nobody = uuid::Uuid::new_v4();
+    let raw = |path: String, token: Option<String>, body: &'static str| {
+        let mut rb = app.client.post(app.api(&path)).header("content-type", "application/json").body(body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send()
+    };
+    let pay = format!("/bookings/{nobody}/payments");
+    assert_problem(raw(pay.clone(), Some(user.clone()), "{\"method\": ").await.unwrap(), 400, "bad_request").await;
+    assert_problem(raw(pay.clone(), Some(user.clone()), "[1, 2]").await.unwrap(), 400, "bad_request").await;
+    assert_problem(raw(pay.clone(), None, "{}").await.unwrap(), 401, "unauthorized").await;
+    assert_problem(
+        raw("/tickets/check-in".into(), Some(admin.clone()), "{\"code\": 7}").await.unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    assert_problem(
+        raw("/tickets/check-in".into(), Some(admin.clone()), "{\"code\": \"\"}").await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(raw("/tickets/check-in".into(), None, "{\"code\": \"X\"}").await.unwrap(), 401, "unauthorized")
+        .await;
+    // The webhook checks the signature before it reads the body.
+    assert_problem(raw("/payments/webhook".into(), None, "not json").await.unwrap(), 401, "unauthorized").await;
+    assert_problem(app.get(&format!("/bookings/{nobody}/receipt.pdf"), Some(&user)).await, 404, "not_found").await;
+    assert_problem(app.get(&format!("/payments/{nobody}"), Some(&user)).await, 404, "not_found").await;
+    assert_problem(app.get("/payments/123", Some(&user)).await, 400, "bad_request").await;
+    assert_problem(app.get(&format!("/payments/{nobody}"), None).await, 401, "unauthorized").await;
+}
 
 async fn malformed_requests_are_problems(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -146,6 +192,14 @@ async fn body_limit(backend: Backend) {
     assert_too_large("register", raw_post(port, "/api/v1/auth/register", None, big.clone()).await);
     let hold = format!(r#"{{"quantity": 1, "pad": "{}"}}"#, "x".repeat(5 * 1024 * 1024)).into_bytes();
     assert_too_large("hold", raw_post(port, &format!("/api/v1/events/{id}/bookings"), Some(&user), hold).await);
+    let pay = format!(r#"{{"method": "card", "card_token": "{}"}}"#, "x".repeat(5 * 1024 * 1024)).into_bytes();
+    let some_booking = uuid::Uuid::new_v4();
+    assert_too_large(
+        "payment",
+        raw_post(port, &format!("/api/v1/bookings/{some_booking}/payments"), Some(&user), pay).await,
+    );
+    let callback = format!(r#"{{"payment_id": "{}"}}"#, "x".repeat(5 * 1024 * 1024)).into_bytes();
+    assert_too_large("webhook", raw_post(port, "/api/v1/payments/webhook", None, callback).await);
     // Just over the limit.
     let over = format!(r#"{{"email": "x", "password": "{}"}}"#, "y".repeat(1024 * 1024)).into_bytes();
     assert_too_large("1 MiB + 30 bytes", raw_post(port, "/api/v1/auth/register", None, over).await);
