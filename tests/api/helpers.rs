@@ -668,6 +668,19 @@ pub fn sign_token_with(claims: &Value, secret: &[u8]) -> String {
 
 /// A user written straight into `store` (argon2 is slow in debug builds) and a token for it,
 /// signed like the engine's. Its password hash is not a hash: it never logs in with a password.
+/// How many `.eml` files a folder holds (0 if it does not exist yet).
+pub fn eml_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|r| r.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count())
+        .unwrap_or(0)
+}
+
+/// An access token of the bootstrapped admin of the database behind `store`.
+pub async fn admin_token_of(store: &Store) -> String {
+    let admin = store.user_by_email(ADMIN_EMAIL).await.expect("read admin").expect("the admin was bootstrapped");
+    sign_token(&claims_for(admin.id.0, "admin", 900))
+}
+
 pub async fn mint_user(store: &Store, prefix: &str) -> (UserId, String) {
     let row = UserRow { email: unique_email(prefix), ..UserRow::new("", "minted-by-tests".into(), Role::User) };
     store.insert_user(&row).await.expect("mint a user");

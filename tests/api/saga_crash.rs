@@ -30,8 +30,7 @@ async fn a_saga_killed_mid_flight_finishes_after_restart(backend: Backend) {
 
     let store = Store::connect(&db.url, 2).await.expect("test store");
     let (_, user) = mint_user(&store, "saga").await;
-    let admin =
-        sign_token(&claims_for(store.user_by_email(ADMIN_EMAIL).await.unwrap().expect("admin").id.0, "admin", 900));
+    let admin = admin_token_of(&store).await;
     let base = first.base.clone();
     let post = |path: String, token: String, body: Value| {
         client.post(format!("{base}/api/v1{path}")).bearer_auth(token).json(&body).send()
@@ -72,14 +71,7 @@ async fn a_saga_killed_mid_flight_finishes_after_restart(backend: Backend) {
     let (_, reserved, live) =
         store.event_counters(boxoffice::domain::ids::EventId(uuid_of(&event["id"]))).await.unwrap();
     assert_eq!((reserved, live), (2, 2));
-    eventually(Duration::from_secs(30), "the confirmation e-mail", || async {
-        let n = std::fs::read_dir(&mail)
-            .ok()?
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .count();
-        (n == 1).then_some(())
-    })
-    .await;
+    eventually(Duration::from_secs(30), "the confirmation e-mail", || async { (eml_count(&mail) == 1).then_some(()) })
+        .await;
     store.close().await;
 }

@@ -35,8 +35,7 @@ async fn a_separate_worker_process_sends_the_confirmation(backend: Backend) {
 
     let store = Store::connect(&db.url, 2).await.expect("test store");
     let (_, user) = mint_user(&store, "role").await;
-    let admin =
-        sign_token(&claims_for(store.user_by_email(ADMIN_EMAIL).await.unwrap().expect("admin").id.0, "admin", 900));
+    let admin = admin_token_of(&store).await;
     let base = api.base.clone();
     let post = |path: String, token: String, body: Value| {
         client.post(format!("{base}/api/v1{path}")).bearer_auth(token).json(&body).send()
@@ -59,14 +58,11 @@ async fn a_separate_worker_process_sends_the_confirmation(backend: Backend) {
         .unwrap();
     expect_json(paid, 202).await;
 
-    let eml = |d: &std::path::Path| {
-        std::fs::read_dir(d).map(|r| r.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count())
-    };
     eventually(Duration::from_secs(30), "the worker process's e-mail", || async {
-        (eml(&worker_mail).ok()? == 1).then_some(())
+        (eml_count(&worker_mail) == 1).then_some(())
     })
     .await;
-    assert_eq!(eml(&api_mail).unwrap_or(0), 0, "an API-only process sends no e-mail");
+    assert_eq!(eml_count(&api_mail), 0, "an API-only process sends no e-mail");
     let log = eventually(Duration::from_secs(10), "the worker's log line for the message", || async {
         let log = std::fs::read_to_string(&worker.log).ok()?;
         log.contains("notification handled").then_some(log)
