@@ -172,7 +172,12 @@ pub fn message_of(row: &OutboxRow) -> BusMessage {
 pub enum RelayMsg {
     /// Publish whatever is unsent.
     Drain,
+    /// Forget what was sent long ago.
+    Prune,
 }
+
+/// How long sent outbox rows and delivery records are kept.
+const RETENTION: chrono::Duration = chrono::Duration::days(7);
 
 pub struct OutboxRelay;
 
@@ -277,6 +282,7 @@ impl Actor for OutboxRelay {
                 }
             }
         });
+        myself.send_interval(Duration::from_secs(3600), || RelayMsg::Prune);
         Ok(RelayState { store, bus, queued_upto: 0, pending, publisher: None, broker_down: false, waker })
     }
 
@@ -295,6 +301,13 @@ impl Actor for OutboxRelay {
         state: &mut RelayState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            RelayMsg::Prune => match state.store.prune_messages(crate::domain::now() - RETENTION).await {
+                Ok((outbox, deliveries)) if outbox + deliveries > 0 => {
+                    tracing::info!(outbox, deliveries, "old outbox rows and delivery records pruned");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox not pruned; will try again"),
+            },
             RelayMsg::Drain => loop {
                 state.pending.store(false, std::sync::atomic::Ordering::Release);
                 match state.publish_some().await {

@@ -302,6 +302,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets outbox rows sent, and notifications delivered, before `before`: they have done
+    /// their work, and a redelivery that late is not expected. Returns both counts.
+    pub async fn prune_messages(&self, before: DateTime<Utc>) -> StoreResult<(u64, u64)> {
+        const OUTBOX_SQL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1";
+        const DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE state = 'sent' AND sent_at < $1";
+        let outbox =
+            on_pool!(self, p => sqlx::query(OUTBOX_SQL).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
+        let deliveries =
+            on_pool!(self, p => sqlx::query(DELIVERIES_SQL).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok((outbox, deliveries))
+    }
+
     // ---- notifications -----------------------------------------------------------------
 
     /// Claims the sending of a notification for `lease`; a claim that ran out (the sender
