@@ -77,38 +77,26 @@ pub struct CreatePayment {
 
 impl CreatePayment {
     fn parse(&self) -> Result<PaymentMethod, FieldErrors> {
-        let mut errors = FieldErrors::default();
-        let method = match self.method.as_str() {
-            "card" => match self.card_token.as_deref().map(CardToken::parse) {
-                None => {
-                    errors.add("card_token", "is required for card payments");
-                    None
-                }
-                Some(Err(e)) => {
-                    errors.add("card_token", e);
-                    None
-                }
-                Some(Ok(t)) => Some(PaymentMethod::Card(t)),
-            },
-            "mobile_money" => match self.phone_number.as_deref().map(PhoneNumber::parse) {
-                None => {
-                    errors.add("phone_number", "is required for mobile money payments");
-                    None
-                }
-                Some(Err(e)) => {
-                    errors.add("phone_number", e);
-                    None
-                }
-                Some(Ok(p)) => Some(PaymentMethod::MobileMoney(p)),
-            },
-            _ => {
-                errors.add("method", "must be card or mobile_money");
-                None
+        /// The field a method needs, parsed; its error (or absence) is reported under its name.
+        fn required<T>(
+            field: &str,
+            value: Option<&str>,
+            parse: impl Fn(&str) -> Result<T, &'static str>,
+            method: &str,
+        ) -> Result<T, FieldErrors> {
+            let value =
+                value.ok_or_else(|| FieldErrors::single(field, format!("is required for {method} payments")))?;
+            parse(value).map_err(|e| FieldErrors::single(field, e))
+        }
+        match self.method.as_str() {
+            "card" => {
+                required("card_token", self.card_token.as_deref(), CardToken::parse, "card").map(PaymentMethod::Card)
             }
-        };
-        match method {
-            Some(m) if errors.is_empty() => Ok(m),
-            _ => Err(errors),
+            "mobile_money" => {
+                required("phone_number", self.phone_number.as_deref(), PhoneNumber::parse, "mobile money")
+                    .map(PaymentMethod::MobileMoney)
+            }
+            _ => Err(FieldErrors::single("method", "must be card or mobile_money")),
         }
     }
 }
