@@ -53,7 +53,7 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    /// Signs with the bytes of `secret` as given (not base64-decoded), as API.md specifies.
+    /// Signs with the bytes of `secret` as given (not base64-decoded), as the OpenAPI document describes.
     pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);

@@ -1,5 +1,5 @@
 //! Configuration from the environment (and a `.env` file in development). The variable names
-//! are fixed by DESIGN.md; a missing or invalid value is a start-up error naming the variable.
+//! are listed in the README; a missing or invalid value is a start-up error naming the variable.
 
 use std::time::Duration;
 

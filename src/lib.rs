@@ -1,4 +1,4 @@
-//! boxoffice: an actor-based event booking engine. See `DESIGN.md` in the repository for the
+//! boxoffice: an actor-based event booking engine. `docs/ARCHITECTURE.md` explains the
 //! architecture; `startup::Application` wires the pieces together.
 
 pub mod actors;

@@ -1,6 +1,6 @@
 //! The built-in simulated payment provider. It behaves like a real asynchronous one: a charge is
 //! acknowledged at once with a reference, and the verdict arrives later as a signed webhook
-//! over real HTTP (retried if the webhook does not answer 2xx). Test values (API.md):
+//! over real HTTP (retried if the webhook does not answer 2xx). Test values:
 //! card tokens `tok_ok`, `tok_declined`, `tok_slow`, `tok_silent`; phone numbers ending `0000`
 //! fail and ending `9999` never call back. The verdict is a pure function of the reference
 //! (which encodes the kind and the charge time), so a status poll after a restart of this

@@ -22,7 +22,7 @@ fn parse_ts(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(str_of(v)).unwrap_or_else(|e| panic!("{v} is not RFC 3339: {e}")).with_timezone(&Utc)
 }
 
-/// Every field of API.md's Booking, with the right JSON types.
+/// Every field of the OpenAPI document's Booking, with the right JSON types.
 fn assert_booking_shape(b: &Value) {
     for f in ["id", "event_id", "user_id"] {
         uuid_of(&b[f]);

@@ -28,7 +28,7 @@ fn parse_ts(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(str_of(v)).unwrap_or_else(|e| panic!("{v} is not RFC 3339: {e}")).with_timezone(&Utc)
 }
 
-/// Every field of API.md's Event, with the right JSON types.
+/// Every field of the OpenAPI document's Event, with the right JSON types.
 fn assert_event_shape(e: &Value) {
     uuid_of(&e["id"]);
     for f in ["title", "description", "venue", "currency"] {
@@ -391,7 +391,7 @@ async fn update_event(backend: Backend) {
 }
 
 /// An event created with the default `max_per_booking` (10): lowering the capacity below the
-/// seats held is the capacity conflict API.md names, whatever the default per-booking limit.
+/// seats held is the capacity conflict the contract names, whatever the default per-booking limit.
 async fn capacity_conflict_with_default_max_per_booking(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin_token().await;

@@ -1,4 +1,4 @@
-//! Integration tests of the HTTP API (API.md), run against SQLite and PostgreSQL.
+//! Integration tests of the HTTP API (the served OpenAPI document is the contract), run against SQLite and PostgreSQL.
 //!
 //! PostgreSQL: `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a
 //! server where each test creates (and afterwards drops) its own `bx_test_*` database. If the
