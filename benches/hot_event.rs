@@ -73,6 +73,8 @@ async fn seed(store: &Store, capacity: i64) -> anyhow::Result<(UserId, EventId)>
         .insert_event(&EventRow {
             id: event,
             max_per_booking: 10,
+            // One user claims over and over: no per-account limit.
+            max_per_user: capacity,
             ..EventRow::general_admission("hot", "bench", capacity, 1000)
         })
         .await?;
@@ -121,6 +123,7 @@ async fn engine(url: &str, claimers: usize, secs: f64) -> anyhow::Result<Run> {
         call_timeout: Duration::from_secs(30),
         node_id: "bench".into(),
         payment_grace: Duration::from_secs(30),
+        clock: boxoffice::clock::Clock::system(),
         pipeline_depth: std::env::var("BENCH_PIPELINE").ok().and_then(|s| s.parse().ok()).unwrap_or(0),
     };
     let registry = Registry::start(store.clone(), settings).await?;

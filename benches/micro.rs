@@ -92,7 +92,12 @@ async fn seeded(url: &str, max: u32) -> (Store, UserId, EventId) {
     store.insert_user(&row).await.unwrap();
     let event = EventId::new();
     store
-        .insert_event(&EventRow { id: event, ..EventRow::general_admission("b", "v", i64::from(i32::MAX), 100) })
+        .insert_event(&EventRow {
+            id: event,
+            // One user claims over and over: no per-account limit.
+            max_per_user: i64::from(i32::MAX),
+            ..EventRow::general_admission("b", "v", i64::from(i32::MAX), 100)
+        })
         .await
         .unwrap();
     (store, user, event)
@@ -110,6 +115,7 @@ fn actor_round_trip(c: &mut Criterion) {
             node_id: "micro".into(),
             pipeline_depth: 0,
             payment_grace: Duration::from_secs(30),
+            clock: boxoffice::clock::Clock::system(),
         };
         (Registry::start(store, settings).await.unwrap(), user, event)
     });

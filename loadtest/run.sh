@@ -122,7 +122,7 @@ http_ratio() {
   admin=$(curl -fs "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   event=$(curl -fs "http://127.0.0.1:$port/api/v1/events" -H "authorization: Bearer $admin" -H 'content-type: application/json' \
-    -d '{"title":"wrk","venue":"Bench","starts_at":"2030-01-01T20:00:00Z","price_cents":100,"currency":"EUR","capacity":1000000}' \
+    -d '{"title":"wrk","venue":"Bench","starts_at":"2030-01-01T20:00:00Z","price_cents":100,"currency":"EUR","capacity":1000000,"max_per_user":1000000}' \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   token=$admin
   ulimit -n 65536 || true

@@ -102,6 +102,10 @@ pub struct Config {
     /// Simulated provider: share of calls (0.0 to 1.0) that fail as if it were down.
     #[arg(long, env = "PAYMENT_PROVIDER_FAILURE_RATE", default_value_t = 0.0)]
     pub payment_provider_failure_rate: f64,
+    /// The built-in simulated provider approves test tokens and moves no money: production
+    /// refuses to start with it unless this is set (a staging system that runs as production).
+    #[arg(long, env = "ALLOW_SIMULATED_PAYMENTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_simulated_payments: bool,
     /// Upper bound of one call to the payment provider, in milliseconds.
     #[arg(long, env = "PAYMENT_GATEWAY_TIMEOUT_MS", default_value_t = 3000)]
     pub payment_gateway_timeout_ms: u64,
@@ -176,6 +180,7 @@ impl Default for Config {
             payment_provider_delay_ms: 1500,
             payment_provider_slow_ms: 10_000,
             payment_provider_failure_rate: 0.0,
+            allow_simulated_payments: false,
             payment_gateway_timeout_ms: 3000,
             payment_poll_secs: 5,
             payment_saga_lease_secs: 30,
@@ -236,6 +241,14 @@ impl Config {
             if self.admin_password.as_deref().is_some_and(|p| p.len() < 12) {
                 anyhow::bail!("ADMIN_PASSWORD must be at least 12 characters in production");
             }
+            // The simulated provider is the only one built in: it would sell tickets for nothing.
+            if !self.allow_simulated_payments {
+                anyhow::bail!(
+                    "the payment provider is the built-in simulator, which approves test card tokens and takes no \
+                     money: it is refused when BOXOFFICE_ENV=production; set ALLOW_SIMULATED_PAYMENTS=true only \
+                     on a staging system"
+                );
+            }
         }
         Ok(())
     }
@@ -267,6 +280,8 @@ mod tests {
         c.payment_webhook_secret = Some("changeme".into());
         assert!(c.validate().is_err());
         c.payment_webhook_secret = Some("y".repeat(40));
+        assert!(c.validate().unwrap_err().to_string().contains("ALLOW_SIMULATED_PAYMENTS"));
+        c.allow_simulated_payments = true;
         assert!(c.validate().is_ok());
         assert!(Config::default().validate().is_ok());
     }
@@ -303,6 +318,7 @@ mod defaults_agree {
         assert_eq!(parsed.payment_provider_delay_ms, d.payment_provider_delay_ms);
         assert_eq!(parsed.mail_outbox_dir, d.mail_outbox_dir);
         assert_eq!(parsed.mail_from, d.mail_from);
+        assert_eq!(parsed.allow_simulated_payments, d.allow_simulated_payments);
         assert_eq!(parsed.notification_max_attempts, d.notification_max_attempts);
     }
 }

@@ -4,6 +4,7 @@
 pub mod actors;
 pub mod auth;
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
@@ -12,5 +13,6 @@ pub mod payments;
 pub mod persistence;
 pub mod receipt;
 pub mod seed;
+pub mod service;
 pub mod startup;
 pub mod telemetry;

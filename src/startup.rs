@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
 use crate::bus::{Bus, OutboxRelay, RelayMsg};
+use crate::clock::Clock;
 use crate::config::{Config, ProcessRole};
 use crate::domain::user::{Email, Password, Role};
 use crate::http::{self, AppState, Services};
@@ -69,6 +70,7 @@ async fn start_workers(config: &Config, store: &Store, bus: &Bus) -> anyhow::Res
             prefetch: 16,
             max_attempts: config.notification_max_attempts,
             backoff: Duration::from_millis(config.notification_backoff_ms),
+            consumer_tag: format!("{}-{}", hostname(), std::process::id()),
         },
     };
     let (pool, _) = Actor::spawn(None, NotificationSupervisor, ctx).await?;
@@ -77,6 +79,12 @@ async fn start_workers(config: &Config, store: &Store, bus: &Bus) -> anyhow::Res
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// As `build`, with the clock that hold expiry, payment deadlines and the event-start rule
+    /// read (tests pass a manual one and move it instead of sleeping).
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
         let store = connect_store(&config).await?;
         bootstrap_admin(&store, &config).await?;
@@ -91,6 +99,7 @@ impl Application {
             node_id,
             pipeline_depth: config.journal_pipeline_depth,
             payment_grace: Duration::from_secs(30),
+            clock,
         };
         let registry = Registry::start(store.clone(), settings).await?;
         let recovering = registry.clone();
@@ -250,6 +259,6 @@ async fn bootstrap_admin(store: &Store, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn hostname() -> String {
+fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "node".into())
 }

@@ -17,9 +17,9 @@ use tokio::sync::watch;
 
 use super::{BookingError, EngineContext, Snapshot, StatusChange};
 use crate::domain::FieldErrors;
-use crate::domain::booking::{BookingStatus, CancelReason};
+use crate::domain::booking::{BookingStatus, CancelReason, may_cancel};
 use crate::domain::ids::{BookingId, EventId, UserId};
-use crate::domain::inventory::{ClaimError, ClaimSpec, Holding, Inventory, LiveBooking};
+use crate::domain::inventory::{AdmitError, ClaimError, ClaimSpec, Holding, Inventory, LiveBooking};
 use crate::domain::seatmap::SeatIdx;
 use crate::persistence::{BookingRow, EventPatch, EventRow, JournalOp, OutboxEntry, StoreError};
 
@@ -48,6 +48,12 @@ pub enum EventMsg {
     Confirm(BookingRow, Vec<JournalOp>, Reply<BookingRow>),
     /// A payment started: the hold must not expire before `until` (the saga settles it).
     HoldForPayment(BookingId, DateTime<Utc>, Reply<()>),
+    /// Admits a confirmed booking's ticket at this event's door, once; a ticket of another
+    /// event is refused and stays unused.
+    CheckIn {
+        booking: BookingRow,
+        reply: Reply<BookingRow>,
+    },
     Update(EventPatch, Reply<EventRow>),
     Delete(Reply<()>),
     /// Answers once nothing is pending or being written (graceful shutdown).
@@ -183,6 +189,7 @@ impl EventState {
                 map.map(|m| s.iter().map(|&i| m.seat_id(i)).collect()).unwrap_or_default(),
             ),
             ClaimError::DuplicateSeat => BookingError::Invalid(FieldErrors::single("seats", "a seat is listed twice")),
+            ClaimError::PerUserLimit { limit, has } => BookingError::PerUserLimit { limit, has },
             other => BookingError::Invalid(FieldErrors::single("quantity", other.to_string())),
         })?;
         let quantity = booking.quantity as i64;
@@ -196,7 +203,7 @@ impl EventState {
 
     /// Queues a change of the journal, to be answered (if at all) once durable.
     fn queue(&mut self, op: JournalOp, booking: BookingId, change: StatusChange, waiter: Option<Waiter>) {
-        self.queue_with(op, Vec::new(), booking, change, waiter);
+        self.queue_with(op, Vec::new(), booking, Some(change), waiter);
     }
 
     /// Queues a change with others written in the same transaction (payment, outbox).
@@ -205,14 +212,14 @@ impl EventState {
         op: JournalOp,
         with: Vec<JournalOp>,
         booking: BookingId,
-        change: StatusChange,
+        change: Option<StatusChange>,
         waiter: Option<Waiter>,
     ) {
         self.filling.announces |= with.iter().any(|o| matches!(o, JournalOp::Outbox(_)));
         self.filling.ops.push(op);
         self.filling.ops.extend(with);
         self.filling.touched.push(booking);
-        self.filling.changes.push(change);
+        self.filling.changes.extend(change);
         self.filling.waiters.extend(waiter);
         self.in_flux.insert(booking);
     }
@@ -228,7 +235,7 @@ impl EventState {
         let seq = self.next_batch;
         self.next_batch += 1;
         self.writing.insert(seq, batch);
-        let store = self.ctx.store.clone();
+        let (store, clock) = (self.ctx.store.clone(), self.ctx.settings.clock.clone());
         let (event, epoch) = (self.event.id, self.event.owner_epoch);
         let me = myself.clone();
         let (done, next_waits) = tokio::sync::oneshot::channel();
@@ -242,7 +249,7 @@ impl EventState {
                 };
                 if previous_ok { Ok(()) } else { Err(StoreError::Abandoned) }
             } else {
-                store.commit_batch(event, epoch, &ops, crate::domain::now(), after).await
+                store.commit_batch(event, epoch, &ops, clock.now(), after).await
             };
             let _ = done.send(result.is_ok());
             metrics::histogram!("boxoffice_journal_batch_size").record(ops.len() as f64);
@@ -323,7 +330,7 @@ impl EventState {
             // The caller gave up (timed out or went away): do not hold seats for nobody.
             return;
         }
-        match self.claim(&cmd, crate::domain::now()) {
+        match self.claim(&cmd, self.ctx.settings.clock.now()) {
             Ok(row) => {
                 metrics::counter!("boxoffice_claims_total", "outcome" => "held").increment(1);
                 if let Some((key, hash)) = &cmd.idempotency {
@@ -393,13 +400,13 @@ impl EventState {
         mut with: Vec<JournalOp>,
         reply: Reply<BookingRow>,
     ) {
+        let now = self.ctx.settings.clock.now();
         let Some(live) = self.inv.release(&row.id) else { return };
         self.paying.remove(&row.id);
         let was = match live.holding {
             Holding::Confirmed => BookingStatus::Confirmed,
             Holding::Held { .. } => BookingStatus::Held,
         };
-        let now = crate::domain::now();
         let id = row.id;
         if was == BookingStatus::Confirmed {
             // Paid for: the payment's saga refunds it.
@@ -419,7 +426,7 @@ impl EventState {
         let updated =
             BookingRow { status: BookingStatus::Cancelled, cancel_reason: Some(reason), updated_at: now, ..row };
         let change = StatusChange { booking: id, status: BookingStatus::Cancelled };
-        self.queue_with(op, with, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
+        self.queue_with(op, with, id, Some(change), Some(Waiter::Booking(reply, updated, Instant::now(), false)));
         self.flush(myself);
     }
 
@@ -436,21 +443,68 @@ impl EventState {
             return;
         }
         self.paying.remove(&row.id);
-        let (id, now) = (row.id, crate::domain::now());
+        let (id, now) = (row.id, self.ctx.settings.clock.now());
         let ticket_code = crate::domain::payment::new_ticket_code();
         let op = JournalOp::Confirm { booking_id: id, ticket_code: ticket_code.clone() };
         let updated =
             BookingRow { status: BookingStatus::Confirmed, ticket_code: Some(ticket_code), updated_at: now, ..row };
         let change = StatusChange { booking: id, status: BookingStatus::Confirmed };
-        self.queue_with(op, with, id, change, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
+        self.queue_with(op, with, id, Some(change), Some(Waiter::Booking(reply, updated, Instant::now(), false)));
         self.flush(myself);
+    }
+
+    /// Admits a ticket at this event's door: answered once the admission is durable. The
+    /// verdicts that need no write (wrong door, unknown, used) come first, so a second scan
+    /// racing the first is told the ticket was used rather than asked to retry.
+    fn check_in(&mut self, myself: &ActorRef<EventMsg>, row: BookingRow, reply: Reply<BookingRow>) {
+        if row.event_id != self.event.id {
+            let _ = reply.send(Err(BookingError::WrongEvent { ticket_event: row.event_id }));
+            return;
+        }
+        let verdict = match self.inv.get(&row.id).map(|b| (b.holding, b.checked_in_at)) {
+            _ if self.failed.is_some() => Err(unavailable("the event is restarting; retry")),
+            None | Some((Holding::Held { .. }, _)) => Err(BookingError::NoSuchTicket),
+            Some((Holding::Confirmed, Some(at))) => Err(BookingError::AlreadyCheckedIn(at)),
+            Some((Holding::Confirmed, None)) if self.in_flux.contains(&row.id) => {
+                Err(unavailable("the booking is changing; retry"))
+            }
+            Some((Holding::Confirmed, None)) => Ok(()),
+        };
+        if let Err(e) = verdict {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let now = self.ctx.settings.clock.now();
+        if let Err(e) = self.inv.check_in(&row.id, now) {
+            // Checked above; the inventory is the judge all the same.
+            let _ = reply.send(Err(match e {
+                AdmitError::AlreadyCheckedIn(at) => BookingError::AlreadyCheckedIn(at),
+                AdmitError::NotConfirmed => BookingError::NoSuchTicket,
+            }));
+            return;
+        }
+        let id = row.id;
+        let updated = BookingRow { checked_in_at: Some(now), updated_at: now, ..row };
+        let op = JournalOp::CheckIn { booking_id: id, at: now };
+        self.queue_with(op, Vec::new(), id, None, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
+        self.flush(myself);
+    }
+
+    /// The rules that forbid a cancellation (admitted, or the event started), judged on this
+    /// actor's state: admission and cancellation are serialised here, so a scan at the door
+    /// and a cancellation at the same moment cannot both succeed. Checked before "the booking
+    /// is changing", so a cancellation racing a scan is refused rather than asked to retry.
+    fn cancel_refused(&self, row: &BookingRow, reason: CancelReason) -> Option<BookingError> {
+        let live = self.inv.get(&row.id)?;
+        let now = self.ctx.settings.clock.now();
+        may_cancel(reason, live.checked_in_at, self.event.starts_at, now).err().map(BookingError::CancelRefused)
     }
 
     fn expire(&mut self, myself: &ActorRef<EventMsg>) {
         if self.failed.is_some() {
             return;
         }
-        let now = crate::domain::now();
+        let now = self.ctx.settings.clock.now();
         // A hold being paid for waits for its payment (until the saga's deadline and a grace).
         self.paying.retain(|_, until| *until > now);
         let due: Vec<BookingId> = self
@@ -472,7 +526,7 @@ impl EventState {
             let payload = serde_json::json!({ "booking_id": id, "event_id": self.event.id, "user_id": user });
             let announce = JournalOp::Outbox(OutboxEntry::new("booking.expired", payload, None));
             let change = StatusChange { booking: id, status: BookingStatus::Expired };
-            self.queue_with(op, vec![announce], id, change, None);
+            self.queue_with(op, vec![announce], id, Some(change), None);
             metrics::counter!("boxoffice_holds_expired_total").increment(1);
         }
         self.flush(myself);
@@ -489,13 +543,14 @@ impl Actor for EventActor {
         let depth = ctx.store.pipeline_depth(ctx.settings.pipeline_depth);
         let event = ctx
             .store
-            .take_ownership(id, &ctx.settings.node_id, crate::domain::now())
+            .take_ownership(id, &ctx.settings.node_id, ctx.settings.clock.now())
             .await?
             .ok_or(BookingError::EventNotFound)?;
         let mut inv = match event.parsed_seat_map()? {
             Some(map) => Inventory::seated(std::sync::Arc::new(map)),
             None => Inventory::general(event.capacity as u32),
         };
+        inv.set_max_per_user(event.max_per_user.clamp(1, u32::MAX as i64) as u32);
         for b in ctx.store.live_bookings(id).await? {
             let seats = match inv.seat_map() {
                 Some(map) => b.seats.iter().filter_map(|s| map.seat_index(s)).collect(),
@@ -505,7 +560,13 @@ impl Actor for EventActor {
                 BookingStatus::Confirmed => Holding::Confirmed,
                 _ => Holding::Held { expires_at: b.expires_at },
             };
-            let live = LiveBooking { user: b.user_id, quantity: b.quantity as u32, seats, holding };
+            let live = LiveBooking {
+                user: b.user_id,
+                quantity: b.quantity as u32,
+                seats,
+                holding,
+                checked_in_at: b.checked_in_at,
+            };
             inv.restore(b.id, live).map_err(|e| format!("booking {} does not fit event {id}: {e}", b.id))?;
         }
         let grace = chrono::Duration::from_std(ctx.settings.payment_grace).unwrap_or_default();
@@ -558,6 +619,9 @@ impl Actor for EventActor {
             EventMsg::Update(_, reply) if state.failed.is_some() => {
                 let _ = reply.send(Err(unavailable("the event is restarting; retry")));
             }
+            EventMsg::CheckIn { reply, .. } if state.failed.is_some() => {
+                let _ = reply.send(Err(unavailable("the event is restarting; retry")));
+            }
             EventMsg::Delete(reply) if state.failed.is_some() => {
                 let _ = reply.send(Err(unavailable("the event is restarting; retry")));
             }
@@ -574,6 +638,10 @@ impl Actor for EventActor {
             }
             EventMsg::Cancel(row, reason, with, reply) => {
                 state.last_activity = Instant::now();
+                if let Some(refused) = state.cancel_refused(&row, reason).filter(|_| state.failed.is_none()) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
                 match state.check_changeable(&row) {
                     Err(e) => {
                         let _ = reply.send(Err(e.unwrap_or(BookingError::NotCancellable)));
@@ -590,9 +658,13 @@ impl Actor for EventActor {
                     Ok(()) => state.confirm(&myself, row, with, reply),
                 }
             }
+            EventMsg::CheckIn { booking, reply } => {
+                state.last_activity = Instant::now();
+                state.check_in(&myself, booking, reply);
+            }
             EventMsg::HoldForPayment(id, until, reply) => {
                 state.last_activity = Instant::now();
-                let now = crate::domain::now();
+                let now = state.ctx.settings.clock.now();
                 let result = match state.inv.get(&id).map(|b| b.holding) {
                     _ if state.failed.is_some() => Err(unavailable("the event is restarting; retry")),
                     _ if state.in_flux.contains(&id) => Err(unavailable("the booking is changing; retry")),
@@ -616,7 +688,11 @@ impl Actor for EventActor {
                     let _ = reply.send(Err(unavailable("the event's last changes are still being saved; retry")));
                     return Ok(());
                 }
-                match state.ctx.store.delete_event(state.event.id, state.event.owner_epoch, crate::domain::now()).await
+                match state
+                    .ctx
+                    .store
+                    .delete_event(state.event.id, state.event.owner_epoch, state.ctx.settings.clock.now())
+                    .await
                 {
                     Ok(()) => {
                         let _ = reply.send(Ok(()));
@@ -681,18 +757,24 @@ async fn update(
             return Err(BookingError::CapacityConflict { in_use });
         }
     }
-    match patch.max_per_booking {
-        Some(max) if max > capacity as i64 => {
-            return Err(BookingError::Invalid(FieldErrors::single("max_per_booking", "must not exceed the capacity")));
+    // Both limits follow a capacity that drops below them: they are never above capacity.
+    for (field, asked, current) in [
+        ("max_per_booking", &mut patch.max_per_booking, state.event.max_per_booking),
+        ("max_per_user", &mut patch.max_per_user, state.event.max_per_user),
+    ] {
+        match *asked {
+            Some(max) if max > capacity as i64 => {
+                return Err(BookingError::Invalid(FieldErrors::single(field, "must not exceed the capacity")));
+            }
+            None if current > capacity as i64 => *asked = Some(capacity as i64),
+            _ => {}
         }
-        // The limit follows a capacity that drops below it: it is never above capacity.
-        None if state.event.max_per_booking > capacity as i64 => patch.max_per_booking = Some(capacity as i64),
-        _ => {}
     }
     if patch.capacity.is_some() {
         state.inv.set_capacity(capacity).map_err(|in_use| BookingError::CapacityConflict { in_use })?;
     }
-    match state.ctx.store.update_event(state.event.id, state.event.owner_epoch, &patch, crate::domain::now()).await {
+    let now = state.ctx.settings.clock.now();
+    match state.ctx.store.update_event(state.event.id, state.event.owner_epoch, &patch, now).await {
         Ok(()) => {}
         Err(e) => {
             let _ = state.inv.set_capacity(previous);
@@ -706,6 +788,7 @@ async fn update(
     match state.ctx.store.event(state.event.id).await {
         Ok(Some(row)) => {
             state.event = EventRow { owner_epoch: state.event.owner_epoch, ..row };
+            state.inv.set_max_per_user(state.event.max_per_user.clamp(1, u32::MAX as i64) as u32);
             state.publish();
             Ok(state.event.clone())
         }

@@ -46,6 +46,21 @@ pub enum BookingError {
     NotPayable,
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The account holds or bought as many seats of this event as the organiser allows.
+    #[error("at most {limit} seats per account for this event")]
+    PerUserLimit { limit: u32, has: u32 },
+    /// A live booking that may no longer be cancelled (checked in, or the event started).
+    #[error("the booking can no longer be cancelled")]
+    CancelRefused(crate::domain::booking::CancelRefusal),
+    /// The ticket was used at the door already.
+    #[error("the ticket was already checked in")]
+    AlreadyCheckedIn(chrono::DateTime<chrono::Utc>),
+    /// A ticket shown at another event's door; it stays valid for its own event.
+    #[error("the ticket is for another event")]
+    WrongEvent { ticket_event: crate::domain::ids::EventId },
+    /// No confirmed booking has this ticket code.
+    #[error("no valid ticket with this code")]
+    NoSuchTicket,
 }
 
 /// Settings every event actor shares.
@@ -65,6 +80,8 @@ pub struct EngineSettings {
     pub node_id: String,
     /// Journal batches of one event written at once; `0` takes the store's default.
     pub pipeline_depth: usize,
+    /// Hold expiry, payment deadlines and the event-start rule read the time here.
+    pub clock: crate::clock::Clock,
 }
 
 /// Availability as of the last change an actor published; read without messaging the actor.

@@ -245,6 +245,12 @@ impl Registry {
         self.call(id, move |r| EventMsg::Confirm(booking.clone(), with.clone(), r)).await
     }
 
+    /// Admits `booking`'s ticket at the door of event `door` (refused, and left unused, if the
+    /// ticket belongs to another event).
+    pub async fn check_in(&self, door: EventId, booking: BookingRow) -> Result<BookingRow, BookingError> {
+        self.call(door, move |reply| EventMsg::CheckIn { booking: booking.clone(), reply }).await
+    }
+
     /// Keeps a held booking from expiring until `until` while its payment runs.
     pub async fn hold_for_payment(
         &self,

@@ -28,6 +28,7 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
         .insert_event(&EventRow {
             id: event,
             max_per_booking: capacity,
+            max_per_user: capacity,
             ..EventRow::general_admission("t", "v", capacity, 100)
         })
         .await
@@ -40,6 +41,7 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
         node_id: "test".into(),
         pipeline_depth: 0,
         payment_grace: Duration::from_secs(30),
+        clock: crate::clock::Clock::system(),
     };
     settings(&mut s);
     let registry = Registry::start(store.clone(), s).await.unwrap();

@@ -1,6 +1,7 @@
 //! The in-memory inventory of one event: how many seats (or which seats) are free, held or
-//! sold, and which live booking holds them. The event actor owns one; every rule about
-//! claiming, releasing, confirming and expiring seats lives here so it can be property-tested.
+//! sold, which live booking holds them, and how many each account holds or bought. The event
+//! actor owns one; every rule about claiming (including the per-account limit), releasing,
+//! confirming, admitting and expiring seats lives here so it can be property-tested.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct LiveBooking {
     /// Seat indexes on a seated event; empty for general admission.
     pub seats: Vec<SeatIdx>,
     pub holding: Holding,
+    /// When its ticket was used at the door (confirmed bookings only).
+    pub checked_in_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,17 @@ pub enum ClaimError {
     InvalidQuantity,
     #[error("booking already exists")]
     AlreadyExists,
+    #[error("at most {limit} seats per account for this event ({has} held or bought already)")]
+    PerUserLimit { limit: u32, has: u32 },
+}
+
+/// Why a ticket does not admit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    #[error("no confirmed booking")]
+    NotConfirmed,
+    #[error("already checked in")]
+    AlreadyCheckedIn(DateTime<Utc>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +109,24 @@ pub struct Inventory {
     plan: Option<SeatPlan>,
     live: HashMap<BookingId, LiveBooking>,
     expiries: BTreeSet<(DateTime<Utc>, BookingId)>,
+    /// Seats each account holds or bought (live bookings only; no entry means none).
+    per_user: HashMap<UserId, u32>,
+    /// Seats one account may hold and buy; claims beyond it are refused.
+    max_per_user: u32,
 }
 
 impl Inventory {
     pub fn general(capacity: u32) -> Self {
-        Self { capacity, held: 0, sold: 0, plan: None, live: HashMap::new(), expiries: BTreeSet::new() }
+        Self {
+            capacity,
+            held: 0,
+            sold: 0,
+            plan: None,
+            live: HashMap::new(),
+            expiries: BTreeSet::new(),
+            per_user: HashMap::new(),
+            max_per_user: u32::MAX,
+        }
     }
 
     pub fn seated(map: Arc<SeatMap>) -> Self {
@@ -112,7 +139,20 @@ impl Inventory {
             plan: Some(SeatPlan { map, states, row_free }),
             live: HashMap::new(),
             expiries: BTreeSet::new(),
+            per_user: HashMap::new(),
+            max_per_user: u32::MAX,
         }
+    }
+
+    /// Sets how many seats one account may hold and buy. Lowering it never takes seats away:
+    /// it only refuses later claims.
+    pub fn set_max_per_user(&mut self, limit: u32) {
+        self.max_per_user = limit.max(1);
+    }
+
+    /// Seats `user` holds or bought.
+    pub fn seats_of(&self, user: UserId) -> u32 {
+        self.per_user.get(&user).copied().unwrap_or(0)
     }
 
     pub fn counts(&self) -> Counts {
@@ -186,7 +226,12 @@ impl Inventory {
                 (seats.len() as u32, seats)
             }
         };
-        let booking = LiveBooking { user, quantity, seats, holding: Holding::Held { expires_at } };
+        // After availability: on a sold-out event "sold out" is the answer that matters.
+        let has = self.seats_of(user);
+        if has.saturating_add(quantity) > self.max_per_user {
+            return Err(ClaimError::PerUserLimit { limit: self.max_per_user, has });
+        }
+        let booking = LiveBooking { user, quantity, seats, holding: Holding::Held { expires_at }, checked_in_at: None };
         self.occupy(id, booking);
         Ok(&self.live[&id])
     }
@@ -239,7 +284,26 @@ impl Inventory {
             Holding::Confirmed => self.sold -= booking.quantity,
         }
         self.set_seats(&booking.seats, SeatState::Free);
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.per_user.entry(booking.user) {
+            *e.get_mut() -= booking.quantity;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
         Some(booking)
+    }
+
+    /// Admits a confirmed booking's ticket once.
+    pub fn check_in(&mut self, id: &BookingId, at: DateTime<Utc>) -> Result<(), AdmitError> {
+        let booking = self.live.get_mut(id).ok_or(AdmitError::NotConfirmed)?;
+        match (booking.holding, booking.checked_in_at) {
+            (Holding::Held { .. }, _) => Err(AdmitError::NotConfirmed),
+            (Holding::Confirmed, Some(earlier)) => Err(AdmitError::AlreadyCheckedIn(earlier)),
+            (Holding::Confirmed, None) => {
+                booking.checked_in_at = Some(at);
+                Ok(())
+            }
+        }
     }
 
     /// Held → confirmed (sold). Returns the previous expiry for an undo.
@@ -286,6 +350,7 @@ impl Inventory {
     }
 
     fn occupy(&mut self, id: BookingId, booking: LiveBooking) {
+        *self.per_user.entry(booking.user).or_default() += booking.quantity;
         match booking.holding {
             Holding::Held { expires_at } => {
                 self.expiries.insert((expires_at, id));
@@ -385,6 +450,42 @@ mod tests {
         assert_eq!(b.seats, vec![3, 4]);
     }
 
+    #[test]
+    fn one_account_holds_and_buys_at_most_its_limit() {
+        let mut inv = Inventory::general(100);
+        inv.set_max_per_user(5);
+        let (ann, bob) = (UserId::new(), UserId::new());
+        let a = BookingId::new();
+        inv.claim(a, ann, ClaimSpec::Quantity(3), t(60)).unwrap();
+        inv.confirm(&a).unwrap();
+        assert_eq!(
+            inv.claim(BookingId::new(), ann, ClaimSpec::Quantity(3), t(60)).unwrap_err(),
+            ClaimError::PerUserLimit { limit: 5, has: 3 }
+        );
+        let b = BookingId::new();
+        inv.claim(b, ann, ClaimSpec::Quantity(2), t(60)).unwrap();
+        assert_eq!(inv.seats_of(ann), 5);
+        inv.claim(BookingId::new(), bob, ClaimSpec::Quantity(5), t(60)).unwrap();
+        // Seats given back count no more.
+        inv.release(&b).unwrap();
+        assert_eq!(inv.seats_of(ann), 3);
+        inv.claim(BookingId::new(), ann, ClaimSpec::Quantity(2), t(60)).unwrap();
+    }
+
+    #[test]
+    fn a_ticket_admits_once_and_only_when_bought() {
+        let mut inv = Inventory::general(10);
+        let (held, bought) = (BookingId::new(), BookingId::new());
+        inv.claim(held, UserId::new(), ClaimSpec::Quantity(1), t(60)).unwrap();
+        inv.claim(bought, UserId::new(), ClaimSpec::Quantity(1), t(60)).unwrap();
+        inv.confirm(&bought).unwrap();
+        assert_eq!(inv.check_in(&held, t(1)), Err(AdmitError::NotConfirmed));
+        assert_eq!(inv.check_in(&BookingId::new(), t(1)), Err(AdmitError::NotConfirmed));
+        assert_eq!(inv.check_in(&bought, t(1)), Ok(()));
+        assert_eq!(inv.check_in(&bought, t(2)), Err(AdmitError::AlreadyCheckedIn(t(1))));
+        assert_eq!(inv.get(&bought).unwrap().checked_in_at, Some(t(1)));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Claim { user: u8, quantity: u32 },
@@ -417,6 +518,11 @@ mod tests {
         let sold: u32 = inv.live.values().filter(|b| b.holding == Holding::Confirmed).map(|b| b.quantity).sum();
         assert_eq!((held, sold), (c.held, c.sold));
         assert_eq!(inv.expiries.len(), inv.live.values().filter(|b| matches!(b.holding, Holding::Held { .. })).count());
+        let mut per_user: HashMap<UserId, u32> = HashMap::new();
+        for b in inv.live.values() {
+            *per_user.entry(b.user).or_default() += b.quantity;
+        }
+        assert_eq!(per_user, inv.per_user, "per-account counts disagree with the live bookings");
         if let Some(plan) = &inv.plan {
             let mut owner = vec![None; plan.states.len()];
             for (id, b) in &inv.live {
@@ -451,10 +557,16 @@ mod tests {
                         ClaimSpec::Quantity(quantity),
                         now + Duration::seconds(60),
                     );
+                    let user = UserId(uuid::Uuid::from_u128(user as u128));
                     match r {
                         Ok(b) => {
                             assert_eq!(b.quantity, quantity);
                             ids.push(id);
+                            assert!(inv.seats_of(user) <= inv.max_per_user, "a claim went past the per-user limit");
+                        }
+                        Err(ClaimError::PerUserLimit { limit, has }) => {
+                            assert!(has + quantity > limit);
+                            assert_eq!(inv.counts(), before, "a refused claim changed counts");
                         }
                         Err(ClaimError::SoldOut { available }) => assert!(quantity > available || inv.is_seated()),
                         Err(ClaimError::InvalidQuantity) => assert_eq!(quantity, 0),
@@ -512,13 +624,17 @@ mod tests {
 
     proptest! {
         #[test]
-        fn general_admission_invariants_hold(ops in ops(), capacity in 0u32..25) {
-            run(Inventory::general(capacity), ops);
+        fn general_admission_invariants_hold(ops in ops(), capacity in 0u32..25, limit in 1u32..12) {
+            let mut inv = Inventory::general(capacity);
+            inv.set_max_per_user(limit);
+            run(inv, ops);
         }
 
         #[test]
-        fn seated_invariants_hold(ops in ops()) {
-            run(Inventory::seated(small_map()), ops);
+        fn seated_invariants_hold(ops in ops(), limit in 1u32..12) {
+            let mut inv = Inventory::seated(small_map());
+            inv.set_max_per_user(limit);
+            run(inv, ops);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod booking;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod inventory;
 pub mod payment;

@@ -70,6 +70,34 @@ impl PaymentMethod {
         }
     }
 
+    /// A method as a client asks for it: `card` needs `card_token`, `mobile_money` needs
+    /// `phone_number`; a missing or bad field is reported under its name.
+    pub fn from_request(
+        method: &str,
+        card_token: Option<&str>,
+        phone_number: Option<&str>,
+    ) -> Result<Self, super::FieldErrors> {
+        use super::FieldErrors;
+        /// The field a method needs, parsed; its error (or absence) is reported under its name.
+        fn required<T>(
+            field: &str,
+            value: Option<&str>,
+            parse: impl Fn(&str) -> Result<T, &'static str>,
+            method: &str,
+        ) -> Result<T, FieldErrors> {
+            let value =
+                value.ok_or_else(|| FieldErrors::single(field, format!("is required for {method} payments")))?;
+            parse(value).map_err(|e| FieldErrors::single(field, e))
+        }
+        match method {
+            "card" => required("card_token", card_token, CardToken::parse, "card").map(Self::Card),
+            "mobile_money" => {
+                required("phone_number", phone_number, PhoneNumber::parse, "mobile money").map(Self::MobileMoney)
+            }
+            _ => Err(FieldErrors::single("method", "must be card or mobile_money")),
+        }
+    }
+
     /// Rebuilds a stored method.
     pub fn from_parts(kind: &str, instrument: &str) -> Option<Self> {
         match kind {
@@ -136,9 +164,35 @@ pub fn new_ticket_code() -> String {
     chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
 }
 
+/// A ticket code as typed or scanned at a door: trimmed and upper-cased, 1 to 64 characters.
+pub fn normalise_ticket_code(raw: &str) -> Result<String, &'static str> {
+    let code = raw.trim().to_uppercase();
+    if code.is_empty() || code.len() > 64 {
+        return Err("must be 1 to 64 characters");
+    }
+    Ok(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_name_the_field_they_need() {
+        assert!(matches!(PaymentMethod::from_request("card", Some("tok_ok"), None), Ok(PaymentMethod::Card(_))));
+        for (method, token, phone, field) in [
+            ("cash", None, None, "method"),
+            ("card", None, None, "card_token"),
+            ("card", Some("4111111111111111"), None, "card_token"),
+            ("mobile_money", None, None, "phone_number"),
+            ("mobile_money", None, Some("0700"), "phone_number"),
+        ] {
+            let e = PaymentMethod::from_request(method, token, phone).unwrap_err();
+            assert!(e.0.contains_key(field), "{method}: {e:?}");
+        }
+        assert_eq!(normalise_ticket_code(" abcd-efgh ").unwrap(), "ABCD-EFGH");
+        assert!(normalise_ticket_code("  ").is_err());
+    }
 
     #[test]
     fn phone_numbers_are_e164() {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::actors::BookingError;
 use crate::domain::FieldErrors;
+use crate::domain::booking::CancelRefusal;
 use crate::persistence::StoreError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -153,6 +154,53 @@ impl From<BookingError> for Error {
             BookingError::IdempotencyKeyReused => Error::IdempotencyKeyReused,
             BookingError::Replay(id) => Error::Internal(anyhow::anyhow!("unhandled replay of booking {id}")),
             BookingError::Unavailable(d) => Error::Unavailable(d),
+            BookingError::PerUserLimit { limit, has } => Error::Conflict {
+                code: "per_user_limit",
+                detail: format!(
+                    "at most {limit} seats per account for this event; this account holds or bought {has} already"
+                ),
+                extra: Some(("limit", json!(limit))),
+            },
+            BookingError::CancelRefused(CancelRefusal::CheckedIn(at)) => Error::Conflict {
+                code: "already_checked_in",
+                detail: format!(
+                    "the ticket was used at the door at {}; a checked-in booking cannot be cancelled",
+                    at.to_rfc3339()
+                ),
+                extra: Some(("checked_in_at", json!(at))),
+            },
+            BookingError::CancelRefused(CancelRefusal::EventStarted(at)) => Error::Conflict {
+                code: "event_started",
+                detail: format!("the event started at {}; its bookings can no longer be cancelled", at.to_rfc3339()),
+                extra: Some(("starts_at", json!(at))),
+            },
+            BookingError::AlreadyCheckedIn(at) => Error::Conflict {
+                code: "already_checked_in",
+                detail: format!("this ticket was checked in at {}", at.to_rfc3339()),
+                extra: Some(("checked_in_at", json!(at))),
+            },
+            BookingError::WrongEvent { ticket_event } => Error::Conflict {
+                code: "wrong_event",
+                detail: "this ticket is for another event; it was not used and stays valid there".into(),
+                extra: Some(("ticket_event_id", json!(ticket_event))),
+            },
+            BookingError::NoSuchTicket => Error::NotFound("no valid ticket with this code"),
+        }
+    }
+}
+
+impl From<crate::service::Error> for Error {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error as S;
+        match e {
+            S::Booking(e) => e.into(),
+            S::Store(e) => e.into(),
+            S::NotFound(what) => Error::NotFound(what),
+            S::PaymentsUnavailable { retry_in } => Error::Unavailable(format!(
+                "the payment provider is unavailable; retry in {} s (holds are kept meanwhile)",
+                retry_in.as_secs().max(1)
+            )),
+            S::Internal(e) => Error::Internal(e),
         }
     }
 }

@@ -13,11 +13,10 @@ use uuid::Uuid;
 
 use super::extract::{Admin, Json, Path, Query};
 use super::{AppState, Error, Problem, Result};
-use crate::domain::FieldErrors;
-use crate::domain::event::{self, Currency, EventDraft, EventSpec};
+use crate::domain::event::{self, EventChangesDraft, EventDraft};
 use crate::domain::ids::EventId;
 use crate::domain::seatmap::SeatMapSpec;
-use crate::persistence::{EventFilter, EventPatch, EventRow};
+use crate::persistence::{EventFilter, EventRow};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,6 +39,8 @@ pub struct EventView {
     available: i64,
     seated: bool,
     max_per_booking: i64,
+    /// Seats one account may hold and buy for this event, across its bookings.
+    max_per_user: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -64,6 +65,7 @@ impl EventView {
             capacity: e.capacity,
             available,
             max_per_booking: e.max_per_booking,
+            max_per_user: e.max_per_user,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -122,8 +124,10 @@ fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, EventId)> {
 async fn list_events(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<EventPage>> {
     let limit = page_limit(q.limit)?;
     for (name, text) in [("q", &q.q), ("venue", &q.venue)] {
-        if text.as_deref().is_some_and(|t| !event::is_printable(t, false) || t.len() > 200) {
-            return Err(Error::field(name, "must be at most 200 printable characters"));
+        // A filter never needs to be longer than the longest title or venue.
+        const MAX: usize = event::MAX_TITLE_CHARS;
+        if text.as_deref().is_some_and(|t| !event::is_printable(t, false) || t.len() > MAX) {
+            return Err(Error::field(name, format!("must be at most {MAX} printable characters")));
         }
     }
     for (name, t) in [("from", &q.from), ("to", &q.to)] {
@@ -166,6 +170,10 @@ pub struct CreateEvent {
     seat_map: Option<SeatMapSpec>,
     /// Defaults to 10 (never above capacity).
     max_per_booking: Option<i64>,
+    /// Seats one account may hold and buy for this event, across its bookings: 1 to the
+    /// capacity, default 20 (never above capacity). Beyond it a hold answers 409 `per_user_limit`.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    max_per_user: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = CreateEvent, security(("bearer" = [])),
@@ -175,7 +183,7 @@ async fn create_event(
     Admin(admin): Admin,
     Json(b): Json<CreateEvent>,
 ) -> Result<(StatusCode, Json<EventView>)> {
-    let spec = EventSpec::parse(EventDraft {
+    let draft = EventDraft {
         title: b.title,
         description: b.description,
         venue: b.venue,
@@ -185,26 +193,9 @@ async fn create_event(
         capacity: b.capacity,
         seat_map: b.seat_map,
         max_per_booking: b.max_per_booking,
-    })
-    .map_err(Error::Validation)?;
-    let now = crate::domain::now();
-    let row = EventRow {
-        id: EventId::new(),
-        title: spec.title,
-        description: spec.description,
-        venue: spec.venue,
-        starts_at: spec.starts_at,
-        price_cents: spec.price_cents,
-        currency: spec.currency.as_str().to_owned(),
-        capacity: spec.capacity as i64,
-        reserved: 0,
-        seat_map: spec.seat_map.map(|m| m.spec().clone()),
-        max_per_booking: spec.max_per_booking as i64,
-        owner_epoch: 0,
-        created_at: now,
-        updated_at: now,
+        max_per_user: b.max_per_user,
     };
-    state.store.insert_event(&row).await?;
+    let row = state.office.create_event(draft).await?;
     tracing::info!(event_id = %row.id, capacity = row.capacity, admin = %admin.user_id, "event created");
     Ok((StatusCode::CREATED, Json(EventView::new(&state, row))))
 }
@@ -227,6 +218,9 @@ pub struct UpdateEvent {
     /// General admission only; may not drop below seats held or sold.
     capacity: Option<i64>,
     max_per_booking: Option<i64>,
+    /// 1 to the capacity; lowering it takes no seats away, it refuses later holds.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    max_per_user: Option<i64>,
     /// Not changeable: a seat map is fixed once seats may be sold.
     seat_map: Option<serde_json::Value>,
 }
@@ -241,40 +235,19 @@ async fn update_event(
     Path(id): Path<Uuid>,
     Json(b): Json<UpdateEvent>,
 ) -> Result<Json<EventView>> {
-    let mut e = FieldErrors::default();
-    let text = |e: &mut FieldErrors, f: &str, v: Option<String>, max: usize, required: bool| {
-        v.map(|v| event::parse_text(e, f, Some(&v), max, required))
+    let draft = EventChangesDraft {
+        title: b.title,
+        description: b.description,
+        venue: b.venue,
+        starts_at: b.starts_at,
+        price_cents: b.price_cents,
+        currency: b.currency,
+        capacity: b.capacity,
+        max_per_booking: b.max_per_booking,
+        max_per_user: b.max_per_user,
+        seat_map_given: b.seat_map.is_some(),
     };
-    let patch = EventPatch {
-        title: text(&mut e, "title", b.title, 200, true),
-        description: text(&mut e, "description", b.description, 10_000, false),
-        venue: text(&mut e, "venue", b.venue, 200, true),
-        starts_at: b.starts_at.map(crate::domain::at_store_precision).inspect(|t| {
-            if !event::in_storable_range(t) {
-                e.add("starts_at", "must be between the years 1 and 9999");
-            }
-        }),
-        price_cents: b.price_cents.map(|p| event::parse_price(&mut e, p)),
-        currency: b.currency.map(|c| {
-            Currency::parse(&c).map(|c| c.as_str().to_owned()).unwrap_or_else(|m| {
-                e.add("currency", m);
-                String::new()
-            })
-        }),
-        capacity: b.capacity.map(|c| event::parse_capacity(&mut e, c) as i64),
-        max_per_booking: b.max_per_booking.inspect(|&m| {
-            if m < 1 {
-                e.add("max_per_booking", "must be at least 1");
-            }
-        }),
-    };
-    if b.seat_map.is_some() {
-        e.add("seat_map", "cannot be changed; create a new event");
-    }
-    if !e.is_empty() {
-        return Err(Error::Validation(e));
-    }
-    let row = state.registry.update(EventId(id), patch).await?;
+    let row = state.office.update_event(EventId(id), draft).await?;
     Ok(Json(EventView::new(&state, row)))
 }
 

@@ -29,6 +29,32 @@ pub struct Path<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(Error))]
 pub struct Query<T>(pub T);
 
+/// The optional `Idempotency-Key` header, checked (1 to 255 visible ASCII characters; 400
+/// otherwise).
+pub struct IdempotencyKey(pub Option<crate::domain::idempotency::IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        let Some(v) = parts.headers.get("idempotency-key") else { return Ok(Self(None)) };
+        crate::domain::idempotency::IdempotencyKey::parse(v.as_bytes())
+            .map(|k| Self(Some(k)))
+            .map_err(Error::BadRequest)
+    }
+}
+
+/// The request id the request-id layer set (for the logs of work the request starts).
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)))
+    }
+}
+
 /// Any signed-in user.
 pub struct AuthUser(pub Principal);
 

@@ -11,6 +11,7 @@ mod limit;
 mod ops;
 mod payments;
 mod streams;
+mod tickets;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ use crate::bus::Bus;
 use crate::config::Config;
 use crate::payments::Payments;
 use crate::persistence::Store;
+use crate::service::BoxOffice;
 pub use error::{Error, Result};
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -50,6 +52,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
+    /// The use cases the handlers call.
+    pub office: BoxOffice,
     pub store: Store,
     pub registry: Registry,
     pub keys: Arc<TokenKeys>,
@@ -94,7 +98,9 @@ impl AppState {
     ) -> Self {
         let limiter = limit::Limiter::new(config.rate_limit_per_sec);
         let Services { payments, bus, webhook_secret } = services;
+        let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone());
         Self(Arc::new(Shared {
+            office,
             store,
             registry,
             keys: Arc::new(keys),
@@ -160,6 +166,7 @@ pub fn app(state: AppState) -> App {
         .merge(events::router())
         .merge(bookings::router())
         .merge(payments::router())
+        .merge(tickets::router())
         .merge(ops::router())
         .split_for_parts();
     let (streams, streams_doc) = OpenApiRouter::new().merge(streams::router()).split_for_parts();

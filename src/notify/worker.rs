@@ -29,6 +29,8 @@ pub struct WorkerSettings {
     pub max_attempts: u32,
     /// First retry pause; doubles with each attempt.
     pub backoff: Duration,
+    /// This process's name, which its broker consumer tags start with (set by start-up).
+    pub consumer_tag: String,
 }
 
 #[derive(Clone)]
@@ -213,7 +215,7 @@ impl Actor for NotificationWorker {
         let permits = Arc::new(Semaphore::new(ctx.settings.prefetch.max(1) as usize));
         let pump = match &ctx.bus {
             Bus::Amqp { url, topology, .. } => {
-                let tag = format!("{}-{}-{index}", super::super::startup::hostname(), std::process::id());
+                let tag = format!("{}-{index}", ctx.settings.consumer_tag);
                 let mut consumer = amqp::AmqpConsumer::connect_with(url, topology, ctx.settings.prefetch, &tag).await?;
                 let me = myself.clone();
                 tokio::spawn(async move {

@@ -43,6 +43,8 @@ pub struct PaymentsCtx {
     registry: Registry,
     gateway: Arc<Guarded>,
     settings: PaymentSettings,
+    /// Deadlines and leases are measured on the engine's clock.
+    clock: crate::clock::Clock,
 }
 
 pub enum SupervisorMsg {
@@ -102,7 +104,7 @@ impl Actor for PaymentSupervisor {
         match msg {
             SupervisorMsg::Run(id) => state.run(&myself, id).await,
             SupervisorMsg::Sweep => {
-                match state.ctx.store.unfinished_payments(&state.ctx.node, crate::domain::now()).await {
+                match state.ctx.store.unfinished_payments(&state.ctx.node, state.ctx.clock.now()).await {
                     Ok(ids) => {
                         for id in ids {
                             if !state.running.contains_key(&id) {
@@ -162,7 +164,8 @@ impl Payments {
         settings: PaymentSettings,
     ) -> anyhow::Result<Self> {
         let node = registry.settings().node_id.clone();
-        let ctx = PaymentsCtx { store, node, registry, gateway: gateway.clone(), settings: settings.clone() };
+        let clock = registry.settings().clock.clone();
+        let ctx = PaymentsCtx { store, node, registry, gateway: gateway.clone(), settings: settings.clone(), clock };
         let (supervisor, _) = Actor::spawn(None, PaymentSupervisor, ctx).await?;
         Ok(Self { supervisor, gateway, settings })
     }

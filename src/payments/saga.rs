@@ -53,7 +53,7 @@ impl SagaState {
         // One node runs a saga at a time: each step renews this node's lease, and a saga
         // another node holds stops here (that node, or a later sweep after its lease ran out,
         // carries on).
-        if !store.lease_payment(self.id, &self.ctx.node, crate::domain::now(), self.ctx.settings.lease).await? {
+        if !store.lease_payment(self.id, &self.ctx.node, self.ctx.clock.now(), self.ctx.settings.lease).await? {
             tracing::info!("another node runs this payment's saga");
             return Ok(Next::Finished);
         }
@@ -69,7 +69,7 @@ impl SagaState {
     }
 
     async fn charge(&mut self, p: &PaymentRow) -> Result<Next, ActorProcessingErr> {
-        let now = crate::domain::now();
+        let now = self.ctx.clock.now();
         if now >= p.deadline_at {
             // Resumed too late (the process was down): its hold is no longer kept; charging
             // now would only take money to give back.
@@ -83,7 +83,7 @@ impl SagaState {
         };
         match self.ctx.gateway.charge(req).await {
             Ok(provider_ref) => {
-                self.ctx.store.payment_charged(p.id, &provider_ref, crate::domain::now()).await?;
+                self.ctx.store.payment_charged(p.id, &provider_ref, self.ctx.clock.now()).await?;
                 tracing::info!(provider_ref, "charge accepted by the provider");
                 Ok(Next::Now)
             }
@@ -91,7 +91,7 @@ impl SagaState {
             // The charge is idempotent per payment: keep trying until the deadline, which
             // fails the payment on the next step (the hold is kept meanwhile).
             Err(e)
-                if crate::domain::now()
+                if self.ctx.clock.now()
                     + chrono::Duration::from_std(self.ctx.settings.retry_delay).unwrap_or_default()
                     < p.deadline_at =>
             {
@@ -109,7 +109,7 @@ impl SagaState {
         if let Some(outcome) = p.provider_status {
             return self.settle(p, outcome).await;
         }
-        let now = crate::domain::now();
+        let now = self.ctx.clock.now();
         let poll_every = self.ctx.settings.poll_interval;
         let due = now >= p.deadline_at;
         // Webhooks get lost (and a restarted process lost its callbacks): ask now and then,
@@ -164,7 +164,7 @@ impl SagaState {
                         // Paid, but the hold is gone (released at the deadline, or cancelled):
                         // the seats may be someone else's now. Give the money back.
                         tracing::warn!("payment succeeded after its booking was released; refunding");
-                        self.ctx.store.payment_to_refund(p.id, crate::domain::now()).await?;
+                        self.ctx.store.payment_to_refund(p.id, self.ctx.clock.now()).await?;
                         Ok(Next::Now)
                     }
                     Err(e) => {
@@ -181,7 +181,7 @@ impl SagaState {
         let Some(booking) = self.ctx.store.booking(p.booking_id).await? else {
             return Err(format!("booking {} of payment {} is missing", p.booking_id, p.id).into());
         };
-        let now = crate::domain::now();
+        let now = self.ctx.clock.now();
         if booking.status == BookingStatus::Held {
             let with = vec![
                 JournalOp::Payment {
@@ -226,7 +226,7 @@ impl SagaState {
                 };
                 self.ctx
                     .store
-                    .finish_payment(p.id, PaymentStatus::Refunded, None, Some(&m), crate::domain::now())
+                    .finish_payment(p.id, PaymentStatus::Refunded, None, Some(&m), self.ctx.clock.now())
                     .await?;
                 metrics::counter!("boxoffice_payments_total", "outcome" => "refunded").increment(1);
                 tracing::info!("payment refunded");

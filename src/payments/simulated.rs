@@ -1,8 +1,9 @@
 //! The built-in simulated payment provider. It behaves like a real asynchronous one: a charge is
 //! acknowledged at once with a reference, and the verdict arrives later as a signed webhook
 //! over real HTTP (retried if the webhook does not answer 2xx). Test values:
-//! card tokens `tok_ok`, `tok_declined`, `tok_slow`, `tok_silent`; phone numbers ending `0000`
-//! fail and ending `9999` never call back. The verdict is a pure function of the reference
+//! card tokens `tok_ok` and `tok_slow` (later) succeed, `tok_silent` never calls back, and every
+//! other token (`tok_declined`, or one made up) is declined, as a real provider declines a token
+//! it never issued; phone numbers ending `0000` fail and ending `9999` never call back. The verdict is a pure function of the reference
 //! (which encodes the kind and the charge time), so a status poll after a restart of this
 //! process answers exactly what the lost callback would have said.
 
@@ -41,10 +42,11 @@ impl Kind {
     fn of(method: &PaymentMethod) -> Self {
         match method {
             PaymentMethod::Card(t) => match t.as_str() {
-                "tok_declined" => Kind::Declined,
+                "tok_ok" => Kind::Ok,
                 "tok_slow" => Kind::Slow,
                 "tok_silent" => Kind::Silent,
-                _ => Kind::Ok,
+                // `tok_declined` and any token the provider never issued.
+                _ => Kind::Declined,
             },
             PaymentMethod::MobileMoney(p) if p.as_str().ends_with("0000") => Kind::Declined,
             PaymentMethod::MobileMoney(p) if p.as_str().ends_with("9999") => Kind::Silent,
@@ -219,6 +221,8 @@ mod tests {
         assert_eq!(card("tok_declined"), Kind::Declined);
         assert_eq!(card("tok_slow"), Kind::Slow);
         assert_eq!(card("tok_silent"), Kind::Silent);
+        assert_eq!(card("tok_anything"), Kind::Declined, "unknown tokens are declined");
+        assert_eq!(card("TOK_OK"), Kind::Declined);
         assert_eq!(phone("+254700000001"), Kind::Ok);
         assert_eq!(phone("+254700000000"), Kind::Declined);
         assert_eq!(phone("+254700009999"), Kind::Silent);

@@ -28,6 +28,8 @@ pub enum JournalOp {
     },
     /// A held booking is paid for.
     Confirm { booking_id: BookingId, ticket_code: String },
+    /// A confirmed booking's ticket admitted its holders at the door.
+    CheckIn { booking_id: BookingId, at: DateTime<Utc> },
     /// A payment moves on with the booking change in the same batch (its saga's step included).
     Payment { payment_id: PaymentId, status: PaymentStatus, step: SagaStep, reason: Option<String> },
     /// A confirmed booking was cancelled: its succeeded payment is to be refunded.
@@ -72,6 +74,7 @@ impl JournalOp {
             JournalOp::Claim { booking, .. } => booking.quantity,
             JournalOp::Release { quantity, .. } => -quantity,
             JournalOp::Confirm { .. }
+            | JournalOp::CheckIn { .. }
             | JournalOp::Payment { .. }
             | JournalOp::RefundBooking { .. }
             | JournalOp::Outbox(_) => 0,
@@ -86,6 +89,8 @@ const RELEASE: &str =
 const FREE_SEATS: &str = "DELETE FROM booking_seats WHERE booking_id = $1";
 const CONFIRM: &str =
     "UPDATE bookings SET status = 'confirmed', ticket_code = $1, updated_at = $2 WHERE id = $3 AND status = 'held'";
+const CHECK_IN: &str = "UPDATE bookings SET checked_in_at = $1, updated_at = $1 \
+     WHERE id = $2 AND status = 'confirmed' AND checked_in_at IS NULL";
 
 // A payment failing while the provider's success is being recorded goes on to a refund.
 const PAYMENT: &str = "UPDATE payments SET status = $1, \
@@ -164,6 +169,12 @@ macro_rules! apply_changes {
                         .rows_affected();
                     if n != 1 {
                         return Err(mismatch("confirmation", *booking_id));
+                    }
+                }
+                JournalOp::CheckIn { booking_id, at } => {
+                    let n = sqlx::query(CHECK_IN).bind(at).bind(booking_id.0).execute(&mut *$tx).await?.rows_affected();
+                    if n != 1 {
+                        return Err(mismatch("check-in", *booking_id));
                     }
                 }
                 JournalOp::Payment { payment_id, status, step, reason } => {

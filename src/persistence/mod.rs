@@ -17,7 +17,7 @@ use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
 pub use journal::{After, JournalOp, OutboxEntry};
-pub use payments::{CheckIn, DeliveryClaim, OutboxRow, PaymentRow};
+pub use payments::{DeliveryClaim, OutboxRow, PaymentRow};
 pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
 
 use crate::domain::booking::BookingStatus;
@@ -133,18 +133,8 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
-/// Partial event update (fields left `None` are kept).
-#[derive(Debug, Default, Clone)]
-pub struct EventPatch {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub venue: Option<String>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub price_cents: Option<i64>,
-    pub currency: Option<String>,
-    pub capacity: Option<i64>,
-    pub max_per_booking: Option<i64>,
-}
+/// Partial event update (fields left `None` are kept), validated by the domain.
+pub use crate::domain::event::EventChanges as EventPatch;
 
 fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
@@ -345,8 +335,8 @@ impl Store {
     /// Stores a new event and, for a seated event, one row per seat.
     pub async fn insert_event(&self, e: &EventRow) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO events (id, title, description, venue, starts_at, price_cents, currency, capacity, reserved, \
-             seat_map, max_per_booking, owner_epoch, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, 0, $11, $11)";
+             seat_map, max_per_booking, max_per_user, owner_epoch, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $12, 0, $11, $11)";
         let seat_map = e.seat_map.as_ref().map(|m| serde_json::to_string(m).expect("seat map serialises"));
         let seat_ids: Vec<String> = e.seat_ids();
         on_pool!(self, p => {
@@ -354,6 +344,7 @@ impl Store {
             sqlx::query(SQL)
                 .bind(e.id.0).bind(&e.title).bind(&e.description).bind(&e.venue).bind(e.starts_at).bind(e.price_cents)
                 .bind(&e.currency).bind(e.capacity).bind(&seat_map).bind(e.max_per_booking).bind(e.created_at)
+                .bind(e.max_per_user)
                 .execute(&mut *tx).await?;
             for chunk in seat_ids.chunks(500) {
                 let mut qb = sqlx::QueryBuilder::new("INSERT INTO seats (event_id, seat_id) ");
@@ -439,11 +430,13 @@ impl Store {
         const SQL: &str = "UPDATE events SET title = COALESCE($1, title), description = COALESCE($2, description), \
              venue = COALESCE($3, venue), starts_at = COALESCE($4, starts_at), price_cents = COALESCE($5, price_cents), \
              currency = COALESCE($6, currency), capacity = COALESCE($7, capacity), \
-             max_per_booking = COALESCE($8, max_per_booking), updated_at = $9 \
+             max_per_booking = COALESCE($8, max_per_booking), updated_at = $9, \
+             max_per_user = COALESCE($12, max_per_user) \
              WHERE id = $10 AND owner_epoch = $11 AND deleted_at IS NULL";
         let n = on_pool!(self, p => sqlx::query(SQL)
             .bind(&patch.title).bind(&patch.description).bind(&patch.venue).bind(patch.starts_at).bind(patch.price_cents)
             .bind(&patch.currency).bind(patch.capacity).bind(patch.max_per_booking).bind(now).bind(id.0).bind(epoch)
+            .bind(patch.max_per_user)
             .execute(p).await.map(|r| r.rows_affected()))?;
         if n == 1 { Ok(()) } else { Err(StoreError::Fenced) }
     }

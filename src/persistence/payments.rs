@@ -108,14 +108,6 @@ pub enum DeliveryClaim {
     Busy,
 }
 
-/// What a ticket scan found.
-#[derive(Debug)]
-pub enum CheckIn {
-    Admitted(BookingRow),
-    AlreadyCheckedIn(DateTime<Utc>),
-    Unknown,
-}
-
 impl Store {
     /// Stores a new payment. A second live payment of the booking, or a reused idempotency
     /// key, is `Conflict` naming the index (`payments_one_live`, `payments_idempotency`).
@@ -357,22 +349,11 @@ impl Store {
 
     // ---- tickets -----------------------------------------------------------------------
 
-    /// Admits a confirmed booking's ticket once.
-    pub async fn check_in(&self, code: &str, now: DateTime<Utc>) -> StoreResult<CheckIn> {
-        const ADMIT: &str = "UPDATE bookings SET checked_in_at = $1 \
-             WHERE ticket_code = $2 AND status = 'confirmed' AND checked_in_at IS NULL";
-        let n =
-            on_pool!(self, p => sqlx::query(ADMIT).bind(now).bind(code).execute(p).await.map(|r| r.rows_affected()))?;
-        let sql = format!("SELECT {}, checked_in_at FROM bookings WHERE ticket_code = $1", rows::BOOKING_COLUMNS);
-        let found: Option<rows::RawBookingChecked> =
+    /// The booking a ticket code belongs to (admission itself goes through the event's actor).
+    pub async fn booking_by_ticket_code(&self, code: &str) -> StoreResult<Option<BookingRow>> {
+        let sql = format!("SELECT {} FROM bookings WHERE ticket_code = $1", rows::BOOKING_COLUMNS);
+        let raw: Option<rows::RawBooking> =
             on_pool!(self, p => sqlx::query_as(&sql).bind(code).fetch_optional(p).await)?;
-        let Some(found) = found else { return Ok(CheckIn::Unknown) };
-        let (booking, at) = found.split()?;
-        Ok(match (n, booking.status, at) {
-            (1, ..) => CheckIn::Admitted(booking),
-            (_, _, Some(at)) => CheckIn::AlreadyCheckedIn(at),
-            // A cancelled booking keeps its code but admits nobody.
-            _ => CheckIn::Unknown,
-        })
+        raw.map(BookingRow::try_from).transpose()
     }
 }

@@ -88,7 +88,7 @@ impl From<RawRefresh> for RefreshTokenRow {
 }
 
 pub(super) const EVENT_COLUMNS: &str = "id, title, description, venue, starts_at, price_cents, currency, capacity, reserved, \
-     seat_map, max_per_booking, owner_epoch, created_at, updated_at";
+     seat_map, max_per_booking, max_per_user, owner_epoch, created_at, updated_at";
 
 #[derive(Debug, Clone)]
 pub struct EventRow {
@@ -104,6 +104,8 @@ pub struct EventRow {
     pub reserved: i64,
     pub seat_map: Option<SeatMapSpec>,
     pub max_per_booking: i64,
+    /// Seats one account may hold and buy, across its bookings.
+    pub max_per_user: i64,
     pub owner_epoch: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -126,6 +128,7 @@ impl EventRow {
             reserved: 0,
             seat_map: None,
             max_per_booking: crate::domain::event::DEFAULT_MAX_PER_BOOKING.min(capacity.max(1) as u32) as i64,
+            max_per_user: crate::domain::event::DEFAULT_MAX_PER_USER.min(capacity.max(1) as u32) as i64,
             owner_epoch: 0,
             created_at: now,
             updated_at: now,
@@ -165,6 +168,7 @@ pub(super) struct RawEvent {
     reserved: i64,
     seat_map: Option<String>,
     max_per_booking: i64,
+    max_per_user: i64,
     owner_epoch: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -189,6 +193,7 @@ impl TryFrom<RawEvent> for EventRow {
             reserved: r.reserved,
             seat_map,
             max_per_booking: r.max_per_booking,
+            max_per_user: r.max_per_user,
             owner_epoch: r.owner_epoch,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -197,7 +202,7 @@ impl TryFrom<RawEvent> for EventRow {
 }
 
 pub(super) const BOOKING_COLUMNS: &str = "id, event_id, user_id, quantity, seats, status, cancel_reason, amount_cents, currency, \
-     expires_at, ticket_code, created_at, updated_at";
+     expires_at, ticket_code, checked_in_at, created_at, updated_at";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingRow {
@@ -212,6 +217,8 @@ pub struct BookingRow {
     pub currency: String,
     pub expires_at: DateTime<Utc>,
     pub ticket_code: Option<String>,
+    /// When its ticket was used at the door.
+    pub checked_in_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -238,6 +245,7 @@ impl BookingRow {
             currency: event.currency.clone(),
             expires_at,
             ticket_code: None,
+            checked_in_at: None,
             created_at: now,
             updated_at: now,
         }
@@ -257,6 +265,7 @@ pub(super) struct RawBooking {
     currency: String,
     expires_at: DateTime<Utc>,
     ticket_code: Option<String>,
+    checked_in_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -282,22 +291,9 @@ impl TryFrom<RawBooking> for BookingRow {
             currency: r.currency,
             expires_at: r.expires_at,
             ticket_code: r.ticket_code,
+            checked_in_at: r.checked_in_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
-    }
-}
-
-/// A booking with its check-in time.
-#[derive(sqlx::FromRow)]
-pub(super) struct RawBookingChecked {
-    #[sqlx(flatten)]
-    booking: RawBooking,
-    checked_in_at: Option<DateTime<Utc>>,
-}
-
-impl RawBookingChecked {
-    pub(super) fn split(self) -> StoreResult<(BookingRow, Option<DateTime<Utc>>)> {
-        Ok((BookingRow::try_from(self.booking)?, self.checked_in_at))
     }
 }

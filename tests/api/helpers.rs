@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use boxoffice::clock::Clock;
 use boxoffice::config::Config;
 use boxoffice::domain::ids::{EventId, UserId};
 use boxoffice::domain::user::Role;
@@ -300,16 +301,28 @@ impl TestApp {
         Self::spawn_on(db, tweak).await
     }
 
+    /// Serves an application whose engine reads `clock` (a manual clock lets a test move time
+    /// forward instead of sleeping through hold lifetimes and payment deadlines).
+    pub async fn spawn_clocked(backend: Backend, clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let db = TestDb::create(backend).await;
+        Self::spawn_on_with_clock(db, clock, tweak).await
+    }
+
     /// Serves an application on an existing database (several apps may share one).
     pub async fn spawn_on(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_on_with_clock(db, Clock::system(), tweak).await
+    }
+
+    async fn spawn_on_with_clock(db: Arc<TestDb>, clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
         init();
         let mail_dir = tempfile::tempdir().expect("mail folder");
         let mut config = test_config(&db);
         config.mail_outbox_dir = mail_dir.path().display().to_string();
         tweak(&mut config);
         let kept = config.clone();
-        let app =
-            Application::build(config).await.unwrap_or_else(|e| panic!("Application::build on {}: {e:#}", db.url));
+        let app = Application::build_with_clock(config, clock)
+            .await
+            .unwrap_or_else(|e| panic!("Application::build on {}: {e:#}", db.url));
         let port = app.port();
         let store = app.store().clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -482,6 +495,11 @@ impl TestApp {
 
     pub async fn booking(&self, token: &str, id: &str) -> Response {
         self.get(&format!("/bookings/{id}"), Some(token)).await
+    }
+
+    /// Scans a ticket code at the door of `event_id`.
+    pub async fn check_in(&self, token: &str, event_id: &str, code: &str) -> Response {
+        self.post(&format!("/events/{event_id}/check-in"), Some(token), &json!({"code": code})).await
     }
 
     pub async fn cancel(&self, token: &str, id: &str) -> Response {

@@ -32,19 +32,23 @@ async fn payment_routes_refuse_bad_input(backend: Backend) {
     assert_problem(raw(pay.clone(), Some(user.clone()), "[1, 2]").await.unwrap(), 400, "bad_request").await;
     assert_problem(raw(pay.clone(), None, "{}").await.unwrap(), 401, "unauthorized").await;
     assert_problem(
-        raw("/tickets/check-in".into(), Some(admin.clone()), "{\"code\": 7}").await.unwrap(),
+        raw(format!("/events/{nobody}/check-in"), Some(admin.clone()), "{\"code\": 7}").await.unwrap(),
         400,
         "bad_request",
     )
     .await;
     assert_problem(
-        raw("/tickets/check-in".into(), Some(admin.clone()), "{\"code\": \"\"}").await.unwrap(),
+        raw(format!("/events/{nobody}/check-in"), Some(admin.clone()), "{\"code\": \"\"}").await.unwrap(),
         422,
         "validation_failed",
     )
     .await;
-    assert_problem(raw("/tickets/check-in".into(), None, "{\"code\": \"X\"}").await.unwrap(), 401, "unauthorized")
-        .await;
+    assert_problem(
+        raw(format!("/events/{nobody}/check-in"), None, "{\"code\": \"X\"}").await.unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
     // The webhook checks the signature before it reads the body.
     assert_problem(raw("/payments/webhook".into(), None, "not json").await.unwrap(), 401, "unauthorized").await;
     assert_problem(app.get(&format!("/bookings/{nobody}/receipt.pdf"), Some(&user)).await, 404, "not_found").await;

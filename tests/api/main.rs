@@ -7,6 +7,7 @@
 #[macro_use]
 mod helpers;
 
+mod admission;
 mod auth;
 mod bookings;
 mod concurrency;
@@ -16,6 +17,7 @@ mod expiry;
 mod fencing;
 mod hygiene;
 mod journal;
+mod limits;
 mod notifications;
 mod ops;
 mod payments;

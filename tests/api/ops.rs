@@ -72,7 +72,7 @@ async fn openapi_describes_every_route(backend: Backend) {
         ("/api/v1/payments/{id}", &["get"]),
         ("/api/v1/payments/webhook", &["post"]),
         ("/api/v1/bookings/{id}/receipt.pdf", &["get"]),
-        ("/api/v1/tickets/check-in", &["post"]),
+        ("/api/v1/events/{id}/check-in", &["post"]),
         ("/api/v1/events/{id}/stream", &["get"]),
         ("/api/v1/bookings/{id}/stream", &["get"]),
     ];

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use boxoffice::clock::Clock;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -80,18 +81,11 @@ async fn successful_payment_confirms_sends_a_receipt_and_admits_once(backend: Ba
     assert_problem(app.get(&format!("/bookings/{booking_id}/receipt.pdf"), Some(&other.token)).await, 404, "not_found")
         .await;
     let admin = app.admin_token().await;
-    assert_problem(app.post("/tickets/check-in", Some(&user.token), &json!({"code": code})).await, 403, "forbidden")
-        .await;
-    let admitted = expect_json(app.post("/tickets/check-in", Some(&admin), &json!({"code": code})).await, 200).await;
+    assert_problem(app.check_in(&user.token, &event_id, &code).await, 403, "forbidden").await;
+    let admitted = expect_json(app.check_in(&admin, &event_id, &code).await, 200).await;
     assert_eq!(admitted["booking_id"], booking_id.as_str());
-    assert_problem(
-        app.post("/tickets/check-in", Some(&admin), &json!({"code": code})).await,
-        409,
-        "already_checked_in",
-    )
-    .await;
-    assert_problem(app.post("/tickets/check-in", Some(&admin), &json!({"code": "NOPE-NOPE"})).await, 404, "not_found")
-        .await;
+    assert_problem(app.check_in(&admin, &event_id, &code).await, 409, "already_checked_in").await;
+    assert_problem(app.check_in(&admin, &event_id, "NOPE-NOPE").await, 404, "not_found").await;
 
     // Paid already: no second payment.
     let again = app.pay(&user.token, &booking_id, &json!({"method": "card", "card_token": "tok_ok"}), None).await;
@@ -120,29 +114,59 @@ async fn declined_payment_releases_the_hold_at_once(backend: Backend) {
 }
 
 async fn a_silent_provider_fails_at_the_deadline_and_the_hold_waits_for_it(backend: Backend) {
-    // Holds last 1 s, but a pending payment keeps its hold until the saga's 3 s deadline.
-    let app = app_for(backend, |c| {
-        c.hold_ttl_secs = 1;
-        c.hold_sweep_ms = 100;
-        c.payment_deadline_secs = 3;
+    // Holds last 60 s, but a pending payment keeps its hold until the saga's 120 s deadline.
+    // The engine runs on a manual clock: the test moves time instead of sleeping.
+    let clock = Clock::manual(chrono::Utc::now());
+    let app = TestApp::spawn_clocked(backend, clock.clone(), |c| {
+        if backend == Backend::Postgres {
+            use_broker(c);
+        }
+        c.hold_ttl_secs = 60;
+        c.hold_sweep_ms = 50;
+        c.payment_deadline_secs = 120;
     })
     .await;
-    let (user, event_id, booking_id) = held_booking(&app, 1).await;
-    let payment = app.pay_ok(&user.token, &booking_id, "tok_silent").await;
-    tokio::time::sleep(Duration::from_millis(1800)).await;
-    let b = expect_json(app.booking(&user.token, &booking_id).await, 200).await;
+    let event = str_of(&app.create_ga_event(2).await["id"]).to_owned();
+    let user = app.mint_users(1).await.remove(0);
+    let paid = str_of(&app.hold_ok(&user.token, &event, &json!({"quantity": 1})).await["id"]).to_owned();
+    let unpaid = str_of(&app.hold_ok(&user.token, &event, &json!({"quantity": 1})).await["id"]).to_owned();
+    let payment = app.pay_ok(&user.token, &paid, "tok_silent").await;
+    let pid = str_of(&payment["id"]).to_owned();
+
+    // Ninety seconds on: the unpaid hold expires (so the event's sweep saw the time), the one
+    // being paid for waits for its payment.
+    clock.advance(Duration::from_secs(90));
+    app.booking_becomes(&user.token, &unpaid, "expired", SAGA).await;
+    let b = expect_json(app.booking(&user.token, &paid).await, 200).await;
     assert_eq!(b["status"], "held", "a hold being paid for does not expire");
-    let failed = app.payment_becomes(&user.token, str_of(&payment["id"]), "failed", SAGA).await;
+    assert_eq!(app.payment(&user.token, &pid).await["status"], "pending");
+
+    // Past the deadline with no verdict: the payment fails and releases the hold.
+    clock.advance(Duration::from_secs(40));
+    let failed = app.payment_becomes(&user.token, &pid, "failed", SAGA).await;
     assert_eq!(failed["failure_reason"], "deadline_exceeded");
-    let b = app.booking_becomes(&user.token, &booking_id, "cancelled", SAGA).await;
+    let b = app.booking_becomes(&user.token, &paid, "cancelled", SAGA).await;
     assert_eq!(b["cancel_reason"], "payment_failed");
-    assert_eq!(app.available(&event_id).await, 1);
+    assert_eq!(app.available(&event).await, 2);
 
     // Mobile money ending 9999 never calls back either.
-    let (user, _, booking_id) = held_booking(&app, 1).await;
+    let booking = str_of(&app.hold_ok(&user.token, &event, &json!({"quantity": 1})).await["id"]).to_owned();
     let body = json!({"method": "mobile_money", "phone_number": "+254700009999"});
-    let p = expect_json(app.pay(&user.token, &booking_id, &body, None).await, 202).await;
+    let p = expect_json(app.pay(&user.token, &booking, &body, None).await, 202).await;
+    clock.advance(Duration::from_secs(121));
     app.payment_becomes(&user.token, str_of(&p["id"]), "failed", SAGA).await;
+}
+
+/// The simulated provider approves only its documented test tokens: a made-up token is
+/// declined (it used to be approved) and the hold is released.
+async fn unknown_card_tokens_are_declined(backend: Backend) {
+    let app = app_for(backend, |_| {}).await;
+    let (user, event_id, booking_id) = held_booking(&app, 1).await;
+    let payment = app.pay_ok(&user.token, &booking_id, "tok_made_up_by_someone").await;
+    let failed = app.payment_becomes(&user.token, str_of(&payment["id"]), "failed", SAGA).await;
+    assert_eq!(failed["failure_reason"], "card_declined");
+    app.booking_becomes(&user.token, &booking_id, "cancelled", SAGA).await;
+    assert_eq!(app.available(&event_id).await, 1);
 }
 
 async fn a_success_after_the_seats_were_resold_is_refunded(backend: Backend) {
@@ -357,6 +381,7 @@ both_backends!(
     successful_payment_confirms_sends_a_receipt_and_admits_once,
     declined_payment_releases_the_hold_at_once,
     a_silent_provider_fails_at_the_deadline_and_the_hold_waits_for_it,
+    unknown_card_tokens_are_declined,
     a_success_after_the_seats_were_resold_is_refunded,
     cancelling_a_confirmed_booking_refunds_it,
     webhook_forgery_and_replay_are_refused,
@@ -368,4 +393,27 @@ mod the_circuit_breaker_opens_when_the_provider_is_down {
     async fn sqlite() {
         super::the_circuit_breaker_opens_when_the_provider_is_down(crate::helpers::Backend::Sqlite).await
     }
+}
+
+/// Production never sells through the simulator by accident: the binary refuses to start with
+/// it, naming the variable that allows it (a staging system), and starts once it is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_the_simulated_provider_unless_allowed() {
+    use crate::process::{start_binary_with, wait_healthy};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/prod.db", dir.path().display());
+    let production = [("BOXOFFICE_ENV", "production")];
+    let mut refused = start_binary_with(&db, dir.path(), "refused", &production);
+    let status = eventually(Duration::from_secs(60), "the binary to refuse to start", || {
+        let exited = refused.child.try_wait().expect("child status");
+        async move { exited }
+    })
+    .await;
+    let log = std::fs::read_to_string(&refused.log).unwrap_or_default();
+    assert!(!status.success(), "it started in production with the simulated provider:\n{log}");
+    assert!(log.contains("ALLOW_SIMULATED_PAYMENTS"), "the refusal does not say how to allow it:\n{log}");
+
+    let allowed = [("BOXOFFICE_ENV", "production"), ("ALLOW_SIMULATED_PAYMENTS", "true")];
+    let mut staging = start_binary_with(&db, dir.path(), "staging", &allowed);
+    wait_healthy(&http_client(), &mut staging).await;
 }

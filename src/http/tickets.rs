@@ -1,0 +1,57 @@
+//! Admission at the door: an admin scans a ticket at the door of one event. The ticket of
+//! another event is refused without being used up.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::extract::{Admin, Json, Path};
+use super::{AppState, Problem, Result};
+use crate::domain::ids::EventId;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(check_in))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CheckInRequest {
+    /// The ticket code (printed and in the receipt's QR code), 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
+    code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Admission {
+    booking_id: Uuid,
+    event_id: Uuid,
+    quantity: i64,
+    seats: Vec<String>,
+    checked_in_at: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/api/v1/events/{id}/check-in", tag = "payments", params(("id" = Uuid, Path, description = "The event whose door this is")),
+    request_body = CheckInRequest, security(("bearer" = [])),
+    responses((status = 200, description = "admitted", body = Admission),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, description = "no such event, or no valid ticket with this code", body = Problem),
+        (status = 409, description = "already_checked_in, or wrong_event (the ticket is for another event; it stays unused)", body = Problem),
+        (status = 422, body = Problem), (status = 503, body = Problem)))]
+async fn check_in(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(event_id): Path<Uuid>,
+    Json(req): Json<CheckInRequest>,
+) -> Result<Json<Admission>> {
+    let b = state.office.check_in(EventId(event_id), &req.code).await?;
+    tracing::info!(booking_id = %b.id, by = %admin.user_id, "admitted at the door");
+    Ok(Json(Admission {
+        booking_id: b.id.0,
+        event_id: b.event_id.0,
+        quantity: b.quantity,
+        seats: b.seats,
+        checked_in_at: b.checked_in_at.unwrap_or(b.updated_at),
+    }))
+}

@@ -1,0 +1,40 @@
+//! Creating and changing events. Field rules live in the domain (`EventSpec`, `EventChanges`);
+//! rules that depend on the seats in use are checked by the event's actor.
+
+use super::{BoxOffice, Result};
+use crate::actors::BookingError;
+use crate::domain::event::{EventChanges, EventChangesDraft, EventDraft, EventSpec};
+use crate::domain::ids::EventId;
+use crate::persistence::EventRow;
+
+impl BoxOffice {
+    pub async fn create_event(&self, draft: EventDraft) -> Result<EventRow> {
+        let spec = EventSpec::parse(draft).map_err(BookingError::Invalid)?;
+        let now = self.clock.now();
+        let row = EventRow {
+            id: EventId::new(),
+            title: spec.title,
+            description: spec.description,
+            venue: spec.venue,
+            starts_at: spec.starts_at,
+            price_cents: spec.price_cents,
+            currency: spec.currency.as_str().to_owned(),
+            capacity: spec.capacity as i64,
+            reserved: 0,
+            seat_map: spec.seat_map.map(|m| m.spec().clone()),
+            max_per_booking: spec.max_per_booking as i64,
+            max_per_user: spec.max_per_user as i64,
+            owner_epoch: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_event(&row).await?;
+        Ok(row)
+    }
+
+    /// Changes an event through its actor, so a change cannot race the claims it affects.
+    pub async fn update_event(&self, id: EventId, draft: EventChangesDraft) -> Result<EventRow> {
+        let changes = EventChanges::parse(draft).map_err(BookingError::Invalid)?;
+        Ok(self.registry.update(id, changes).await?)
+    }
+}
