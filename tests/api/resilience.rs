@@ -145,7 +145,8 @@ async fn sigterm_commits_in_flight_holds_then_exits(backend: Backend) {
     let created = client
         .post(format!("{base}/api/v1/events"))
         .bearer_auth(&admin)
-        .json(&event_body(json!({"capacity": CAPACITY})))
+        // A few accounts take the whole event here: no per-account limit gets in the way.
+        .json(&event_body(json!({"capacity": CAPACITY, "max_per_user": CAPACITY})))
         .send();
     let event = expect_json(created.await.unwrap(), 201).await;
     let event_id = str_of(&event["id"]).to_owned();
