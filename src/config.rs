@@ -41,6 +41,10 @@ pub struct Config {
     pub admin_email: Option<String>,
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// Lets the bootstrap make an existing non-admin account with ADMIN_EMAIL the admin
+    /// (replacing its password and ending its sessions); without it such a start is refused.
+    #[arg(long, env = "ADMIN_PROMOTE_EXISTING", action = clap::ArgAction::Set, default_value_t = false)]
+    pub admin_promote_existing: bool,
     /// How long a hold lasts before it expires.
     #[arg(long, env = "HOLD_TTL_SECS", default_value_t = 600)]
     pub hold_ttl_secs: u64,
@@ -161,6 +165,7 @@ impl Default for Config {
             env: Environment::Development,
             admin_email: None,
             admin_password: None,
+            admin_promote_existing: false,
             hold_ttl_secs: 600,
             hold_sweep_ms: 1000,
             actor_idle_secs: 300,

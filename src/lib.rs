@@ -1,6 +1,7 @@
 //! boxoffice: an actor-based event booking engine. `docs/ARCHITECTURE.md` explains the
 //! architecture; `startup::Application` wires the pieces together.
 
+pub mod accounts;
 pub mod actors;
 pub mod auth;
 pub mod bus;

@@ -11,19 +11,19 @@ use std::sync::{Arc, OnceLock};
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 
+use crate::accounts::{self, Bootstrap};
 use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
 use crate::bus::{Bus, OutboxRelay, RelayMsg};
 use crate::clock::Clock;
 use crate::config::{Config, ProcessRole};
-use crate::domain::user::{Email, Password, Role};
 use crate::http::{self, AppState, Services};
 use crate::notify::mail::Mailer;
 use crate::notify::worker::{NotificationSupervisor, NotifyCtx, PoolMsg, WorkerSettings};
 use crate::payments::gateway::{GuardSettings, Guarded};
 use crate::payments::simulated::{SimulatedProvider, SimulatedSettings};
 use crate::payments::{PaymentSettings, Payments};
-use crate::persistence::{Store, UserRow};
+use crate::persistence::Store;
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, config.database_max_connections).await?;
@@ -251,11 +251,16 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Sen
 
 async fn bootstrap_admin(store: &Store, config: &Config) -> anyhow::Result<()> {
     let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) else { return Ok(()) };
-    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("ADMIN_EMAIL {e}"))?;
-    let password = Password::parse(password.clone()).map_err(|e| anyhow::anyhow!("ADMIN_PASSWORD {e}"))?;
-    let hash = auth::hash_password(password.expose().to_owned()).await?;
-    store.upsert_admin(&UserRow::new(email.as_str(), hash, Role::Admin)).await?;
-    tracing::info!(email = email.as_str(), "admin account ready");
+    let outcome = accounts::bootstrap_admin(store, email, password, config.admin_promote_existing).await?;
+    match outcome {
+        Bootstrap::Created => tracing::info!(email = %email, "admin account created"),
+        Bootstrap::Unchanged => tracing::info!(email = %email, "admin account ready"),
+        Bootstrap::PasswordReplaced => {
+            tracing::warn!(email = %email, "admin password replaced from ADMIN_PASSWORD; its sessions ended")
+        }
+        Bootstrap::Promoted => tracing::warn!(email = %email,
+            "existing account made admin (ADMIN_PROMOTE_EXISTING); its password replaced and its sessions ended"),
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 //! Accounts and tokens: register, login, refresh (rotation with reuse detection), logout, me.
+//! The session rules live in `accounts`; these handlers translate HTTP.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,10 +10,11 @@ use uuid::Uuid;
 
 use super::extract::{AuthUser, Json};
 use super::{AppState, Error, Problem, Result};
-use crate::auth::{self, hash_refresh_token, new_refresh_token};
+use crate::accounts;
+use crate::auth;
 use crate::domain::FieldErrors;
 use crate::domain::user::{Email, Password, Role};
-use crate::persistence::{RefreshTokenRow, StoreError, UserRow};
+use crate::persistence::{StoreError, UserRow};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -96,82 +98,36 @@ async fn login(State(state): State<AppState>, Json(body): Json<Credentials>) -> 
         return Err(Error::InvalidCredentials);
     }
     let user = user.ok_or(Error::InvalidCredentials)?;
-    issue(&state, &user, Uuid::now_v7(), None).await.map(Json)
+    Ok(Json(accounts::open(&state.store, &state.keys, &user).await?.into()))
 }
 
-/// Issues an access token and a refresh token of `family`; `rotating` is the spent token's id.
-async fn issue(state: &AppState, user: &UserRow, family: Uuid, rotating: Option<Uuid>) -> Result<TokenPair> {
-    let now = crate::domain::now();
-    let (token, hash) = new_refresh_token();
-    let row = RefreshTokenRow {
-        id: Uuid::now_v7(),
-        user_id: user.id,
-        family_id: family,
-        token_hash: hash,
-        expires_at: now + state.keys.refresh_ttl,
-        spent_at: None,
-        revoked_at: None,
-        created_at: now,
-    };
-    match rotating {
-        None => state.store.insert_refresh_token(&row).await?,
-        Some(old) => {
-            if !state.store.rotate_refresh_token(old, &row, now).await? {
-                // Someone else spent it first: treat as reuse.
-                state.store.revoke_refresh_family(family, now).await?;
-                return Err(Error::Unauthorized("refresh token was already used; its session is revoked".into()));
-            }
+impl From<accounts::Issued> for TokenPair {
+    fn from(i: accounts::Issued) -> Self {
+        Self {
+            access_token: i.access_token,
+            refresh_token: i.refresh_token,
+            token_type: "Bearer",
+            expires_in: i.expires_in,
         }
     }
-    Ok(TokenPair {
-        access_token: state.keys.issue_access(user.id, user.role)?,
-        refresh_token: token,
-        token_type: "Bearer",
-        expires_in: state.keys.access_ttl.as_secs(),
-    })
 }
 
-/// Looks a refresh token up; a spent one is a reuse, which revokes its whole family.
-async fn usable_refresh_token(state: &AppState, token: Option<String>) -> Result<RefreshTokenRow> {
-    let token =
-        token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Unauthorized("refresh_token is required".into()))?;
-    let row = state
-        .store
-        .refresh_token_by_hash(&hash_refresh_token(&token))
-        .await?
-        .ok_or_else(|| Error::Unauthorized("refresh token is not valid".into()))?;
-    let now = crate::domain::now();
-    if row.revoked_at.is_some() {
-        return Err(Error::Unauthorized("refresh token was revoked".into()));
-    }
-    if row.spent_at.is_some() {
-        state.store.revoke_refresh_family(row.family_id, now).await?;
-        tracing::warn!(user_id = %row.user_id, family = %row.family_id, "refresh token reused; family revoked");
-        return Err(Error::Unauthorized("refresh token was already used; its session is revoked".into()));
-    }
-    if row.expires_at <= now {
-        return Err(Error::Unauthorized("refresh token has expired".into()));
-    }
-    Ok(row)
+fn required(token: Option<String>) -> Result<String> {
+    token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Unauthorized("refresh_token is required".into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
 async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<Json<TokenPair>> {
-    let row = usable_refresh_token(&state, body.refresh_token).await?;
-    let user = state
-        .store
-        .user_by_id(row.user_id)
-        .await?
-        .ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
-    issue(&state, &user, row.family_id, Some(row.id)).await.map(Json)
+    let token = required(body.refresh_token)?;
+    Ok(Json(accounts::refresh(&state.store, &state.keys, &token).await?.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
-    responses((status = 204, description = "the refresh token's session is revoked"), (status = 401, body = Problem)))]
+    responses((status = 204, description = "the refresh token's session is ended: none of its refresh tokens works any more"), (status = 401, body = Problem)))]
 async fn logout(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<StatusCode> {
-    let row = usable_refresh_token(&state, body.refresh_token).await?;
-    state.store.revoke_refresh_family(row.family_id, crate::domain::now()).await?;
+    let token = required(body.refresh_token)?;
+    accounts::logout(&state.store, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

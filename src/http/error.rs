@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use crate::accounts::SessionError;
 use crate::actors::BookingError;
 use crate::domain::FieldErrors;
 use crate::domain::booking::CancelRefusal;
@@ -120,6 +121,16 @@ impl From<StoreError> for Error {
             StoreError::Fenced => Error::Unavailable("the event moved to another node; retry".into()),
             StoreError::Conflict(what) => Error::conflict("conflict", format!("{what} already exists")),
             other => Error::Internal(other.into()),
+        }
+    }
+}
+
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Refused(m) => Error::Unauthorized(m.into()),
+            SessionError::Store(e) => e.into(),
+            SessionError::Internal(e) => Error::Internal(e),
         }
     }
 }

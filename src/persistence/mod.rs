@@ -143,6 +143,21 @@ fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
     }
 }
 
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)";
+
+/// What became of a refresh token's rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// Spent and succeeded; `role` is the user's role, read in the same statement that found
+    /// the session live.
+    Rotated { role: Role },
+    /// The session was ended (logout, reuse, a change of role or password); nothing written.
+    SessionEnded,
+    /// The token was spent already (a concurrent refresh won); nothing written.
+    AlreadySpent,
+}
+
 /// Escapes LIKE wildcards so user text matches literally.
 fn like_pattern(word: &str) -> String {
     let mut s = String::with_capacity(word.len() + 2);
@@ -260,73 +275,124 @@ impl Store {
         Ok(())
     }
 
-    /// Creates the account as admin, or makes an existing one admin with this password.
-    pub async fn upsert_admin(&self, u: &UserRow) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, 'admin', $4) \
-             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, role = 'admin'";
-        on_pool!(self, p => sqlx::query(SQL).bind(u.id.0).bind(&u.email).bind(&u.password_hash).bind(u.created_at).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
-        const SQL: &str = "SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1";
-        let raw: Option<RawUser> = on_pool!(self, p => sqlx::query_as(SQL).bind(email).fetch_optional(p).await)?;
-        raw.map(UserRow::try_from).transpose()
-    }
-
-    pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>> {
-        const SQL: &str = "SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1";
-        let raw: Option<RawUser> = on_pool!(self, p => sqlx::query_as(SQL).bind(id.0).fetch_optional(p).await)?;
-        raw.map(UserRow::try_from).transpose()
-    }
-
-    // ---- refresh tokens ----------------------------------------------------------------
-
-    pub async fn insert_refresh_token(&self, t: &RefreshTokenRow) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)";
-        on_pool!(self, p => sqlx::query(SQL)
-            .bind(t.id).bind(t.user_id.0).bind(t.family_id).bind(&t.token_hash).bind(t.expires_at).bind(t.created_at)
-            .execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    pub async fn refresh_token_by_hash(&self, hash: &str) -> StoreResult<Option<RefreshTokenRow>> {
-        const SQL: &str = "SELECT id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at \
-             FROM refresh_tokens WHERE token_hash = $1";
-        let raw: Option<RawRefresh> = on_pool!(self, p => sqlx::query_as(SQL).bind(hash).fetch_optional(p).await)?;
-        Ok(raw.map(RefreshTokenRow::from))
-    }
-
-    /// Marks `old` spent and stores its successor in one transaction. `false` if `old` was
-    /// already spent or revoked (a concurrent refresh won), in which case nothing is written.
-    pub async fn rotate_refresh_token(
+    /// Sets a user's role and password and ends every session of the user, in one transaction
+    /// (a role change also moves `session_epoch` on by itself, through the database trigger,
+    /// so a session begun at the same moment ends too). `false` if there is no such user.
+    pub async fn reset_account(
         &self,
-        old: Uuid,
-        new: &RefreshTokenRow,
+        user: UserId,
+        role: Role,
+        password_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        const SPEND: &str =
-            "UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL AND revoked_at IS NULL";
-        const INSERT: &str = "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, spent_at, revoked_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)";
+        const USER: &str =
+            "UPDATE users SET role = $1, password_hash = $2, session_epoch = session_epoch + 1 WHERE id = $3";
+        const SESSIONS: &str = "UPDATE refresh_sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
+        const TOKENS: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let spent = sqlx::query(SPEND).bind(now).bind(old).execute(&mut *tx).await?.rows_affected();
-            if spent != 1 {
+            let n = sqlx::query(USER).bind(role.as_str()).bind(password_hash).bind(user.0)
+                .execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
                 return Ok(false);
             }
-            sqlx::query(INSERT)
-                .bind(new.id).bind(new.user_id.0).bind(new.family_id).bind(&new.token_hash).bind(new.expires_at).bind(new.created_at)
-                .execute(&mut *tx).await?;
+            sqlx::query(SESSIONS).bind(now).bind(user.0).execute(&mut *tx).await?;
+            sqlx::query(TOKENS).bind(now).bind(user.0).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
     }
 
-    pub async fn revoke_refresh_family(&self, family: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-        const SQL: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
-        on_pool!(self, p => sqlx::query(SQL).bind(now).bind(family).execute(p).await.map(|r| r.rows_affected()))?;
+    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+        const SQL: &str =
+            "SELECT id, email, password_hash, role, created_at, session_epoch FROM users WHERE email = $1";
+        let raw: Option<RawUser> = on_pool!(self, p => sqlx::query_as(SQL).bind(email).fetch_optional(p).await)?;
+        raw.map(UserRow::try_from).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRow>> {
+        const SQL: &str = "SELECT id, email, password_hash, role, created_at, session_epoch FROM users WHERE id = $1";
+        let raw: Option<RawUser> = on_pool!(self, p => sqlx::query_as(SQL).bind(id.0).fetch_optional(p).await)?;
+        raw.map(UserRow::try_from).transpose()
+    }
+
+    // ---- refresh sessions and tokens ---------------------------------------------------
+
+    /// Starts a session (its id is `first.family_id`) with its first refresh token.
+    /// `user_epoch` is the user's `session_epoch` as read with the credentials that were
+    /// checked: if the role or password changed since, the session is born ended.
+    pub async fn open_session(&self, first: &RefreshTokenRow, user_epoch: i64) -> StoreResult<()> {
+        const SESSION: &str =
+            "INSERT INTO refresh_sessions (id, user_id, user_epoch, created_at) VALUES ($1, $2, $3, $4)";
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(SESSION).bind(first.family_id).bind(first.user_id.0).bind(user_epoch).bind(first.created_at)
+                .execute(&mut *tx).await?;
+            sqlx::query(INSERT_REFRESH)
+                .bind(first.id).bind(first.user_id.0).bind(first.family_id).bind(&first.token_hash)
+                .bind(first.expires_at).bind(first.created_at)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// A refresh token by hash, with whether its session has ended.
+    pub async fn refresh_token_by_hash(&self, hash: &str) -> StoreResult<Option<RefreshTokenRow>> {
+        const SQL: &str = "SELECT t.id, t.user_id, t.family_id, t.token_hash, t.expires_at, t.spent_at, t.revoked_at, t.created_at, \
+             COALESCE(s.revoked_at IS NOT NULL OR s.user_epoch <> u.session_epoch, TRUE) AS session_ended \
+             FROM refresh_tokens t LEFT JOIN refresh_sessions s ON s.id = t.family_id \
+             LEFT JOIN users u ON u.id = s.user_id WHERE t.token_hash = $1";
+        let raw: Option<RawRefresh> = on_pool!(self, p => sqlx::query_as(SQL).bind(hash).fetch_optional(p).await)?;
+        Ok(raw.map(RefreshTokenRow::from))
+    }
+
+    /// Spends `old` and stores its successor `new`, in one transaction that first updates the
+    /// session's row under the condition that the session is live: a logout or role change
+    /// updating the same row is either before (nothing is written) or after (it ends the
+    /// session the successor belongs to). The role is read in that same statement.
+    pub async fn rotate_refresh_token(
+        &self,
+        old: Uuid,
+        new: &RefreshTokenRow,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        const SESSION: &str = "UPDATE refresh_sessions SET rotated_at = $1 \
+             WHERE id = $2 AND revoked_at IS NULL \
+             AND user_epoch = (SELECT u.session_epoch FROM users u WHERE u.id = refresh_sessions.user_id) \
+             RETURNING (SELECT u.role FROM users u WHERE u.id = refresh_sessions.user_id)";
+        const SPEND: &str =
+            "UPDATE refresh_tokens SET spent_at = $1 WHERE id = $2 AND spent_at IS NULL AND revoked_at IS NULL";
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let role: Option<(String,)> =
+                sqlx::query_as(SESSION).bind(now).bind(new.family_id).fetch_optional(&mut *tx).await?;
+            let Some((role,)) = role else { return Ok(Rotation::SessionEnded) };
+            let spent = sqlx::query(SPEND).bind(now).bind(old).execute(&mut *tx).await?.rows_affected();
+            if spent != 1 {
+                return Ok(Rotation::AlreadySpent);
+            }
+            sqlx::query(INSERT_REFRESH)
+                .bind(new.id).bind(new.user_id.0).bind(new.family_id).bind(&new.token_hash).bind(new.expires_at).bind(new.created_at)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Rotation::Rotated { role: Role::from_db(&role)? })
+        })
+    }
+
+    /// Ends a session and revokes its tokens, in one transaction that updates the session's
+    /// row first (the row a rotation updates too).
+    pub async fn end_session(&self, session: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        const SESSION: &str = "UPDATE refresh_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        const TOKENS: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(SESSION).bind(now).bind(session).execute(&mut *tx).await?;
+            sqlx::query(TOKENS).bind(now).bind(session).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
         Ok(())
     }
 

@@ -17,12 +17,21 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: Role,
     pub created_at: DateTime<Utc>,
+    /// Moves on with every change of role or password: sessions begun at an older epoch are over.
+    pub session_epoch: i64,
 }
 
 impl UserRow {
     /// A new account, created now.
     pub fn new(email: &str, password_hash: String, role: Role) -> Self {
-        Self { id: UserId::new(), email: email.to_owned(), password_hash, role, created_at: crate::domain::now() }
+        Self {
+            id: UserId::new(),
+            email: email.to_owned(),
+            password_hash,
+            role,
+            created_at: crate::domain::now(),
+            session_epoch: 0,
+        }
     }
 }
 
@@ -33,6 +42,7 @@ pub(super) struct RawUser {
     password_hash: String,
     role: String,
     created_at: DateTime<Utc>,
+    session_epoch: i64,
 }
 
 impl TryFrom<RawUser> for UserRow {
@@ -44,6 +54,7 @@ impl TryFrom<RawUser> for UserRow {
             password_hash: r.password_hash,
             role: Role::from_db(&r.role)?,
             created_at: r.created_at,
+            session_epoch: r.session_epoch,
         })
     }
 }
@@ -58,6 +69,9 @@ pub struct RefreshTokenRow {
     pub spent_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Look-ups only: the token's session was ended (logout, reuse, or a change of the user's
+    /// role or password). Ignored when a token is written.
+    pub session_ended: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -70,6 +84,7 @@ pub(super) struct RawRefresh {
     spent_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    session_ended: bool,
 }
 
 impl From<RawRefresh> for RefreshTokenRow {
@@ -83,6 +98,7 @@ impl From<RawRefresh> for RefreshTokenRow {
             spent_at: r.spent_at,
             revoked_at: r.revoked_at,
             created_at: r.created_at,
+            session_ended: r.session_ended,
         }
     }
 }

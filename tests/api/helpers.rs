@@ -705,6 +705,27 @@ pub async fn mint_user(store: &Store, prefix: &str) -> (UserId, String) {
     (row.id, sign_token(&claims_for(row.id.0, "user", 900)))
 }
 
+/// A refresh session of `user` written straight into `store`, as a login writes it; returns
+/// its refresh token (logging in per session would cost an argon2 verification each).
+pub async fn mint_session(store: &Store, user: UserId) -> String {
+    let (token, hash) = boxoffice::auth::new_refresh_token();
+    let now = Utc::now();
+    let row = boxoffice::persistence::RefreshTokenRow {
+        id: Uuid::now_v7(),
+        user_id: user,
+        family_id: Uuid::now_v7(),
+        token_hash: hash,
+        expires_at: now + chrono::Duration::hours(1),
+        spent_at: None,
+        revoked_at: None,
+        created_at: now,
+        session_ended: false,
+    };
+    let epoch = store.user_by_id(user).await.expect("read the user").expect("the user").session_epoch;
+    store.open_session(&row, epoch).await.expect("mint a session");
+    token
+}
+
 // ---- waiting -------------------------------------------------------------------------------
 
 /// Polls `check` until it returns `Some`, or panics after `deadline` with `what`.
