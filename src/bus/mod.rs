@@ -5,6 +5,7 @@
 
 pub mod amqp;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,12 +81,28 @@ pub struct LocalQueue {
     tx: mpsc::UnboundedSender<(BusMessage, u32)>,
     rx: Arc<Mutex<mpsc::UnboundedReceiver<(BusMessage, u32)>>>,
     dead: Arc<std::sync::Mutex<Vec<BusMessage>>>,
+    /// Outbox rows queued here and not settled yet: the relay does not queue them again.
+    held: Arc<std::sync::Mutex<HashSet<i64>>>,
 }
+
+/// Outbox rows held in process at most: beyond, the relay waits for the workers.
+const LOCAL_WINDOW: usize = 1000;
 
 impl LocalQueue {
     fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        Self { tx, rx: Arc::new(Mutex::new(rx)), dead: Arc::default() }
+        Self { tx, rx: Arc::new(Mutex::new(rx)), dead: Arc::default(), held: Arc::default() }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.held.lock().expect("held rows lock")
+    }
+
+    /// The outbox row `id` was settled (sent, or given up on) and marked sent: a row still
+    /// unsent after this (the mark failed) is queued again, and the record of sent
+    /// notifications keeps that from sending twice.
+    pub fn release(&self, id: i64) {
+        self.held().remove(&id);
     }
 
     fn send(&self, m: BusMessage, attempts: u32) {
@@ -184,9 +201,6 @@ pub struct OutboxRelay;
 pub struct RelayState {
     store: Store,
     bus: Bus,
-    /// In process: rows up to this id are queued; the worker marks each sent once settled,
-    /// so a crash or shutdown loses nothing (unsent rows are queued again by the next process).
-    queued_upto: i64,
     /// A `Drain` is in the mailbox: the waker does not add another.
     pending: Arc<std::sync::atomic::AtomicBool>,
     publisher: Option<amqp::AmqpPublisher>,
@@ -198,52 +212,79 @@ pub struct RelayState {
 const BATCH: u32 = 500;
 
 impl RelayState {
+    /// In process: queues unsent rows the workers do not hold yet; `Ok(true)` if there may be
+    /// more. A row is marked sent only once a worker settled it, so a crash or shutdown loses
+    /// nothing (the next process queues the unsent rows again). Rows are found by `sent_at IS
+    /// NULL`, never by an id cursor, so a row whose transaction commits after a higher id was
+    /// read is found on the next round.
+    async fn queue_some(&mut self, q: &LocalQueue) -> anyhow::Result<bool> {
+        let held = q.held().len();
+        let room = LOCAL_WINDOW.saturating_sub(held).min(BATCH as usize);
+        if room == 0 {
+            return Ok(false);
+        }
+        // Enough of the oldest unsent ids to find `room` rows not held yet, if there are any.
+        let limit = (held + room) as u32;
+        let ids = self.store.unsent_outbox_ids(limit).await?;
+        let fresh: Vec<i64> = {
+            let held = q.held();
+            ids.iter().copied().filter(|id| !held.contains(id)).take(room).collect()
+        };
+        if fresh.is_empty() {
+            return Ok(false);
+        }
+        // Rows a worker settled since the ids were read are not sent again.
+        let rows = self.store.unsent_outbox_rows(&fresh).await?;
+        q.held().extend(rows.iter().map(|r| r.id));
+        for row in &rows {
+            q.send(message_of(row), 0);
+        }
+        metrics::counter!("boxoffice_outbox_published_total").increment(rows.len() as u64);
+        Ok(fresh.len() == room && ids.len() as u32 == limit)
+    }
+
     /// Publishes one batch; `Ok(true)` if there may be more.
     async fn publish_some(&mut self) -> anyhow::Result<bool> {
-        let after = if matches!(self.bus, Bus::InProcess(_)) { self.queued_upto } else { 0 };
-        let rows = self.store.unsent_outbox(after, BATCH).await?;
+        let (url, topology) = match &self.bus {
+            Bus::InProcess(q) => {
+                let q = q.clone();
+                return self.queue_some(&q).await;
+            }
+            Bus::Amqp { url, topology, .. } => (url.clone(), topology.clone()),
+        };
+        // Through the broker a row is marked sent as soon as the broker confirmed it, so the
+        // oldest unsent rows are simply read again each round (no cursor either).
+        let rows = self.store.unsent_outbox(BATCH).await?;
         if rows.is_empty() {
             return Ok(false);
         }
         let messages: Vec<BusMessage> = rows.iter().map(message_of).collect();
-        let sent = match &self.bus {
-            Bus::InProcess(q) => {
-                for m in messages {
-                    q.send(m, 0);
+        if self.publisher.as_ref().is_none_or(|p| !p.is_connected()) {
+            self.publisher = None;
+            match amqp::AmqpPublisher::connect_with(&url, &topology).await {
+                Ok(p) => {
+                    if self.broker_down {
+                        tracing::info!("broker reachable again; publishing the outbox");
+                    }
+                    self.broker_down = false;
+                    self.publisher = Some(p);
                 }
-                self.queued_upto = rows.last().map_or(self.queued_upto, |r| r.id);
-                metrics::counter!("boxoffice_outbox_published_total").increment(rows.len() as u64);
-                return Ok(rows.len() as u32 == BATCH);
+                Err(e) => {
+                    if !self.broker_down {
+                        tracing::warn!(error = %e, waiting = rows.len(), "broker unreachable; outbox rows wait");
+                    }
+                    self.broker_down = true;
+                    return Ok(false);
+                }
             }
-            Bus::Amqp { url, topology, .. } => {
-                if self.publisher.as_ref().is_none_or(|p| !p.is_connected()) {
-                    self.publisher = None;
-                    match amqp::AmqpPublisher::connect_with(url, topology).await {
-                        Ok(p) => {
-                            if self.broker_down {
-                                tracing::info!("broker reachable again; publishing the outbox");
-                            }
-                            self.broker_down = false;
-                            self.publisher = Some(p);
-                        }
-                        Err(e) => {
-                            if !self.broker_down {
-                                tracing::warn!(error = %e, waiting = rows.len(), "broker unreachable; outbox rows wait");
-                            }
-                            self.broker_down = true;
-                            return Ok(false);
-                        }
-                    }
-                }
-                let publisher = self.publisher.as_ref().expect("connected above");
-                match publisher.publish_batch(&messages).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox batch not confirmed; will retry");
-                        self.publisher = None;
-                        return Ok(false);
-                    }
-                }
+        }
+        let publisher = self.publisher.as_ref().expect("connected above");
+        let sent = match publisher.publish_batch(&messages).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox batch not confirmed; will retry");
+                self.publisher = None;
+                return Ok(false);
             }
         };
         let ids: Vec<i64> = rows.iter().take(sent).map(|r| r.id).collect();
@@ -283,7 +324,7 @@ impl Actor for OutboxRelay {
             }
         });
         myself.send_interval(Duration::from_secs(3600), || RelayMsg::Prune);
-        Ok(RelayState { store, bus, queued_upto: 0, pending, publisher: None, broker_down: false, waker })
+        Ok(RelayState { store, bus, pending, publisher: None, broker_down: false, waker })
     }
 
     async fn post_stop(&self, _: ActorRef<RelayMsg>, state: &mut RelayState) -> Result<(), ActorProcessingErr> {

@@ -177,6 +177,10 @@ async fn settle(ctx: &NotifyCtx, d: Delivery) {
                 if let Err(e) = ctx.store.mark_sent(&[id], crate::domain::now()).await {
                     tracing::warn!(error = %e, "outbox row not marked sent; it will be sent again (and deduplicated)");
                 }
+                // Only now may the relay queue the row again (if the mark failed).
+                if let Bus::InProcess(q) = &ctx.bus {
+                    q.release(id);
+                }
             }
             Ok(None) => {}
             // Unsettled: the broker redelivers it to someone, and the record of sent ids

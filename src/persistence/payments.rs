@@ -258,16 +258,37 @@ impl Store {
 
     // ---- outbox ------------------------------------------------------------------------
 
-    /// Unsent rows with ids above `after`, oldest first.
-    pub async fn unsent_outbox(&self, after: i64, limit: u32) -> StoreResult<Vec<OutboxRow>> {
-        const SQL: &str = "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL AND id > $1 \
-             ORDER BY id LIMIT $2";
+    /// The oldest unsent rows. Selected by `sent_at IS NULL` (the partial index `outbox_unsent`),
+    /// never by an id cursor: on PostgreSQL a lower id may commit after a higher one.
+    pub async fn unsent_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {
+        const SQL: &str =
+            "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1";
         let rows: Vec<(i64, String, String, Option<String>)> =
-            on_pool!(self, p => sqlx::query_as(SQL).bind(after).bind(limit as i64).fetch_all(p).await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, topic, payload, request_id)| OutboxRow { id, entry: OutboxEntry { topic, payload, request_id } })
-            .collect())
+            on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+        Ok(rows.into_iter().map(outbox_row).collect())
+    }
+
+    /// The ids of the oldest unsent rows (read from the partial index alone).
+    pub async fn unsent_outbox_ids(&self, limit: u32) -> StoreResult<Vec<i64>> {
+        const SQL: &str = "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1";
+        let ids: Vec<(i64,)> = on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// The rows of `ids` that are still unsent, oldest first.
+    pub async fn unsent_outbox_rows(&self, ids: &[i64]) -> StoreResult<Vec<OutboxRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            // Integers only, so they can be written into the statement.
+            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL AND id IN ({list}) ORDER BY id"
+            );
+            let rows: Vec<(i64, String, String, Option<String>)> =
+                on_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
+            out.extend(rows.into_iter().map(outbox_row));
+        }
+        Ok(out)
     }
 
     pub async fn mark_sent(&self, ids: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
@@ -356,4 +377,8 @@ impl Store {
             on_pool!(self, p => sqlx::query_as(&sql).bind(code).fetch_optional(p).await)?;
         raw.map(BookingRow::try_from).transpose()
     }
+}
+
+fn outbox_row((id, topic, payload, request_id): (i64, String, String, Option<String>)) -> OutboxRow {
+    OutboxRow { id, entry: OutboxEntry { topic, payload, request_id } }
 }
