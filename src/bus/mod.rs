@@ -74,6 +74,37 @@ impl Bus {
     }
 }
 
+/// What the metrics sampler learns about the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerProbe {
+    pub up: bool,
+    /// Messages waiting in the dead-letter queue (unknown while the broker is down).
+    pub dead_letters: Option<u64>,
+}
+
+impl Bus {
+    /// One look at the broker: reachable, and how full the dead-letter queue is. The answer also
+    /// refreshes the readiness cache, so probes and samples share one connection.
+    pub async fn probe(&self) -> BrokerProbe {
+        match self {
+            Bus::InProcess(q) => BrokerProbe { up: true, dead_letters: Some(q.dead_letters().len() as u64) },
+            Bus::Amqp { url, topology, health } => {
+                let probe = match amqp::queue_depth(url, &topology.dead_queue).await {
+                    Ok(n) => BrokerProbe { up: true, dead_letters: Some(u64::from(n)) },
+                    // The broker answered but the queue is not declared yet: nothing dead-lettered.
+                    Err(BusError::Broker(_)) => BrokerProbe { up: true, dead_letters: Some(0) },
+                    Err(e) => {
+                        tracing::debug!(error = %e, "broker probe failed");
+                        BrokerProbe { up: false, dead_letters: None }
+                    }
+                };
+                *health.lock().expect("health lock") = Some((Instant::now(), probe.up));
+                probe
+            }
+        }
+    }
+}
+
 /// The in-process queue: a message and how often it was tried.
 #[derive(Clone)]
 pub struct LocalQueue {
