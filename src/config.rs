@@ -306,12 +306,8 @@ impl Config {
 
     /// Every variable the engine reads, in declaration order, from the clap attributes above.
     pub fn variables() -> Vec<Variable> {
-        let production: Vec<&str> = Config::default()
-            .production_secrets()
-            .iter()
-            .map(|(name, _)| *name)
-            .chain([PRODUCTION_DATABASE])
-            .collect();
+        let production: Vec<&str> =
+            Config::default().production_secrets().iter().map(|(name, _)| *name).chain([PRODUCTION_DATABASE]).collect();
         ConfigCli::command()
             .get_arguments()
             .filter_map(|arg| {

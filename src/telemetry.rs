@@ -110,7 +110,10 @@ fn describe() {
     describe_gauge!("boxoffice_dead_letters", "Messages waiting in the dead-letter queue (sampled)");
     gauge!("boxoffice_dead_letters").increment(0.0);
 
-    describe_gauge!("boxoffice_db_pool_connections", "Database connections by pool (main, journal) and state (idle, in_use)");
+    describe_gauge!(
+        "boxoffice_db_pool_connections",
+        "Database connections by pool (main, journal) and state (idle, in_use)"
+    );
     describe_gauge!("boxoffice_db_pool_max_connections", "Largest size of each database pool");
     for pool in ["main", "journal"] {
         for state in ["idle", "in_use"] {
@@ -120,7 +123,10 @@ fn describe() {
     }
     describe_gauge!("boxoffice_store_up", "1 while the database answers (sampled)");
     gauge!("boxoffice_store_up").increment(0.0);
-    describe_gauge!("boxoffice_ready", "1 while this process would answer /readyz with 200 (store and broker up; sampled)");
+    describe_gauge!(
+        "boxoffice_ready",
+        "1 while this process would answer /readyz with 200 (store and broker up; sampled)"
+    );
     gauge!("boxoffice_ready").increment(0.0);
 }
 
@@ -138,7 +144,8 @@ pub fn spawn_sampler(store: Store, bus: Bus, every: Duration) -> tokio::task::Jo
             tick.tick().await;
             for (pool, open, idle, max) in store.pool_stats() {
                 gauge!("boxoffice_db_pool_connections", "pool" => pool, "state" => "idle").set(idle);
-                gauge!("boxoffice_db_pool_connections", "pool" => pool, "state" => "in_use").set(open.saturating_sub(idle));
+                gauge!("boxoffice_db_pool_connections", "pool" => pool, "state" => "in_use")
+                    .set(open.saturating_sub(idle));
                 gauge!("boxoffice_db_pool_max_connections", "pool" => pool).set(max);
             }
             let store_up = match tokio::time::timeout(every, store.outbox_backlog()).await {

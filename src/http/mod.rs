@@ -238,10 +238,8 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 /// A server-sent event stream counts as open until its body is dropped (client gone or shutdown).
 fn count_stream(resp: Response) -> Response {
-    let is_stream = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let is_stream =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if !is_stream {
         return resp;
     }

@@ -12,6 +12,7 @@ mod auth;
 mod bookings;
 mod concurrency;
 mod crash;
+mod deploy;
 mod events;
 mod expiry;
 mod fencing;
