@@ -272,9 +272,6 @@ impl Config {
             );
         }
         if self.env == Environment::Production {
-            if !self.database_url.starts_with("postgres") {
-                anyhow::bail!("DATABASE_URL must be a postgres:// url when BOXOFFICE_ENV=production");
-            }
             for (name, secret) in self.production_secrets() {
                 match secret {
                     None => anyhow::bail!("{name} is required when BOXOFFICE_ENV=production"),
@@ -283,6 +280,9 @@ impl Config {
                     }
                     Some(_) => {}
                 }
+            }
+            if !self.database_url.starts_with("postgres") {
+                anyhow::bail!("DATABASE_URL must be a postgres:// url when BOXOFFICE_ENV=production");
             }
             if self.admin_password.as_deref().is_some_and(|p| p.len() < 12) {
                 anyhow::bail!("ADMIN_PASSWORD must be at least 12 characters in production");

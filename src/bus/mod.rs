@@ -83,23 +83,24 @@ pub struct BrokerProbe {
 }
 
 impl Bus {
-    /// One look at the broker: reachable, and how full the dead-letter queue is. The answer also
-    /// refreshes the readiness cache, so probes and samples share one connection.
+    /// One look at the broker: reachable (the readiness check, which also refreshes `/readyz`'s
+    /// cached answer), and how full the dead-letter queue is.
     pub async fn probe(&self) -> BrokerProbe {
         match self {
             Bus::InProcess(q) => BrokerProbe { up: true, dead_letters: Some(q.dead_letters().len() as u64) },
-            Bus::Amqp { url, topology, health } => {
-                let probe = match amqp::queue_depth(url, &topology.dead_queue).await {
-                    Ok(n) => BrokerProbe { up: true, dead_letters: Some(u64::from(n)) },
-                    // The broker answered but the queue is not declared yet: nothing dead-lettered.
-                    Err(BusError::Broker(_)) => BrokerProbe { up: true, dead_letters: Some(0) },
+            Bus::Amqp { url, topology, .. } => {
+                if self.ping().await.is_err() {
+                    return BrokerProbe { up: false, dead_letters: None };
+                }
+                // The ping declared the topology, so the dead-letter queue exists.
+                let dead_letters = match amqp::queue_depth(url, &topology.dead_queue).await {
+                    Ok(n) => Some(u64::from(n)),
                     Err(e) => {
-                        tracing::debug!(error = %e, "broker probe failed");
-                        BrokerProbe { up: false, dead_letters: None }
+                        tracing::debug!(error = %e, "dead-letter queue depth not read");
+                        None
                     }
                 };
-                *health.lock().expect("health lock") = Some((Instant::now(), probe.up));
-                probe
+                BrokerProbe { up: true, dead_letters }
             }
         }
     }
