@@ -154,8 +154,9 @@ pub struct Config {
     pub notification_backoff_ms: u64,
 }
 
-/// Production refuses SQLite: a container's file system is not a durable store.
-const PRODUCTION_DATABASE: &str = "DATABASE_URL";
+/// Production refuses SQLite (a container's file system is not a durable store), and the
+/// built-in simulated payment provider unless a staging system says it wants it.
+const PRODUCTION_REQUIRED: [&str; 2] = ["DATABASE_URL", "ALLOW_SIMULATED_PAYMENTS"];
 
 /// Lets `variables` read the clap attributes of `Config` without a binary's own parser.
 #[derive(clap::Parser)]
@@ -307,7 +308,7 @@ impl Config {
     /// Every variable the engine reads, in declaration order, from the clap attributes above.
     pub fn variables() -> Vec<Variable> {
         let production: Vec<&str> =
-            Config::default().production_secrets().iter().map(|(name, _)| *name).chain([PRODUCTION_DATABASE]).collect();
+            Config::default().production_secrets().iter().map(|(name, _)| *name).chain(PRODUCTION_REQUIRED).collect();
         ConfigCli::command()
             .get_arguments()
             .filter_map(|arg| {

@@ -9,6 +9,7 @@ locals {
   environment = {
     api = {
       BOXOFFICE_ENV            = "production"
+      ALLOW_SIMULATED_PAYMENTS = var.allow_simulated_payments
       ROLE                     = "api"
       BIND_ADDR                = "0.0.0.0:8080"
       LOG_FORMAT               = "json"
@@ -18,12 +19,13 @@ locals {
       MAIL_OUTBOX_DIR          = "/tmp/outbox"
     }
     worker = {
-      BOXOFFICE_ENV        = "production"
-      ROLE                 = "worker"
-      BIND_ADDR            = "0.0.0.0:8080"
-      LOG_FORMAT           = "json"
-      NOTIFICATION_WORKERS = "4"
-      MAIL_OUTBOX_DIR      = "/tmp/outbox"
+      BOXOFFICE_ENV            = "production"
+      ALLOW_SIMULATED_PAYMENTS = var.allow_simulated_payments
+      ROLE                     = "worker"
+      BIND_ADDR                = "0.0.0.0:8080"
+      LOG_FORMAT               = "json"
+      NOTIFICATION_WORKERS     = "4"
+      MAIL_OUTBOX_DIR          = "/tmp/outbox"
     }
   }
 

@@ -145,3 +145,9 @@ variable "log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "allow_simulated_payments" {
+  description = "\"true\" lets production run the built-in simulated payment provider (approves test tokens, takes no money): for a staging stack only. The engine has no other provider yet, so \"false\" keeps it from starting."
+  type        = string
+  default     = "true"
+}
