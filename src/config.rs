@@ -1,9 +1,12 @@
 //! Configuration from the environment (and a `.env` file in development). The variable names
 //! are listed in the README; a missing or invalid value is a start-up error naming the variable.
+//! The clap attributes below are the one list of variables: `boxoffice config --list` prints it
+//! (with defaults and what production requires) and the deployment checks read that output.
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, CommandFactory as _, ValueEnum};
+use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Environment {
@@ -19,6 +22,7 @@ pub enum LogFormat {
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/boxoffice.db";
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,ractor=warn";
 
 /// Every setting of the engine. Tests build one with `Config::default()` and override fields.
 #[derive(Debug, Clone, Args)]
@@ -35,10 +39,13 @@ pub struct Config {
     /// HS256 signing key; random per process in development, required in production.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// `development` or `production` (refuses weak secrets, SQLite and a missing secret).
     #[arg(long, env = "BOXOFFICE_ENV", value_enum, default_value = "development")]
     pub env: Environment,
+    /// If set with ADMIN_PASSWORD, this admin exists after start.
     #[arg(long, env = "ADMIN_EMAIL")]
     pub admin_email: Option<String>,
+    /// Password of ADMIN_EMAIL (at least 12 characters in production).
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
     /// Lets the bootstrap make an existing non-admin account with ADMIN_EMAIL the admin
@@ -63,8 +70,10 @@ pub struct Config {
     /// Upper bound for a whole HTTP request (then 503).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Lifetime of an access token.
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token.
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
     /// Origins the web app is served from (comma-separated); `*` allows any.
@@ -81,6 +90,9 @@ pub struct Config {
     /// `json` or `pretty`; defaults to pretty in development and json in production.
     #[arg(long, env = "LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Log filter (tracing's `EnvFilter` syntax).
+    #[arg(long, env = "RUST_LOG", default_value = DEFAULT_LOG_FILTER)]
+    pub log_filter: String,
     /// This process's name as an event owner (defaults to host name and process id).
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
@@ -146,6 +158,39 @@ pub struct Config {
     pub notification_backoff_ms: u64,
 }
 
+/// Production refuses SQLite (a container's file system is not a durable store), and the
+/// built-in simulated payment provider unless a staging system says it wants it.
+const PRODUCTION_REQUIRED: [&str; 2] = ["DATABASE_URL", "ALLOW_SIMULATED_PAYMENTS"];
+
+/// Lets `variables` read the clap attributes of `Config` without a binary's own parser.
+#[derive(clap::Parser)]
+struct ConfigCli {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// When a deployment must set a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    No,
+    /// `BOXOFFICE_ENV=production` refuses to start without it.
+    Production,
+    /// `ROLE=api` and `ROLE=worker` refuse to start without it.
+    SplitRoles,
+}
+
+/// One configuration variable as `boxoffice config --list` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Variable {
+    pub name: String,
+    pub default: Option<String>,
+    pub required: Requirement,
+    /// Its value is never printed (`--help` hides it); deployments take it from a secret store.
+    pub secret: bool,
+    pub help: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ProcessRole {
     #[default]
@@ -177,6 +222,7 @@ impl Default for Config {
             cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
             rate_limit_per_sec: 100,
             log_format: None,
+            log_filter: DEFAULT_LOG_FILTER.into(),
             node_id: None,
             role: ProcessRole::All,
             payment_deadline_secs: 120,
@@ -232,9 +278,7 @@ impl Config {
             );
         }
         if self.env == Environment::Production {
-            for (name, secret) in
-                [("JWT_SECRET", &self.jwt_secret), ("PAYMENT_WEBHOOK_SECRET", &self.payment_webhook_secret)]
-            {
+            for (name, secret) in self.production_secrets() {
                 match secret {
                     None => anyhow::bail!("{name} is required when BOXOFFICE_ENV=production"),
                     Some(s) if s.len() < 32 || WEAK_SECRETS.iter().any(|w| s.eq_ignore_ascii_case(w)) => {
@@ -242,6 +286,9 @@ impl Config {
                     }
                     Some(_) => {}
                 }
+            }
+            if !self.database_url.starts_with("postgres") {
+                anyhow::bail!("DATABASE_URL must be a postgres:// url when BOXOFFICE_ENV=production");
             }
             if self.admin_password.as_deref().is_some_and(|p| p.len() < 12) {
                 anyhow::bail!("ADMIN_PASSWORD must be at least 12 characters in production");
@@ -256,6 +303,38 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The secrets production refuses to start without (or with a weak value).
+    fn production_secrets(&self) -> [(&'static str, &Option<String>); 2] {
+        [("JWT_SECRET", &self.jwt_secret), ("PAYMENT_WEBHOOK_SECRET", &self.payment_webhook_secret)]
+    }
+
+    /// Every variable the engine reads, in declaration order, from the clap attributes above.
+    pub fn variables() -> Vec<Variable> {
+        let production: Vec<&str> =
+            Config::default().production_secrets().iter().map(|(name, _)| *name).chain(PRODUCTION_REQUIRED).collect();
+        ConfigCli::command()
+            .get_arguments()
+            .filter_map(|arg| {
+                let name = arg.get_env()?.to_str()?.to_owned();
+                let default = arg.get_default_values().iter().filter_map(|v| v.to_str()).collect::<Vec<_>>();
+                let required = if production.contains(&name.as_str()) {
+                    Requirement::Production
+                } else if name == "AMQP_URL" {
+                    Requirement::SplitRoles
+                } else {
+                    Requirement::No
+                };
+                Some(Variable {
+                    default: (!default.is_empty()).then(|| default.join(",")),
+                    help: arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
+                    secret: arg.is_hide_env_values_set(),
+                    required,
+                    name,
+                })
+            })
+            .collect()
     }
 
     pub fn log_format(&self) -> LogFormat {
@@ -285,6 +364,8 @@ mod tests {
         c.payment_webhook_secret = Some("changeme".into());
         assert!(c.validate().is_err());
         c.payment_webhook_secret = Some("y".repeat(40));
+        assert!(c.validate().unwrap_err().to_string().contains("DATABASE_URL"));
+        c.database_url = "postgres://db.internal/boxoffice?sslmode=verify-full".into();
         assert!(c.validate().unwrap_err().to_string().contains("ALLOW_SIMULATED_PAYMENTS"));
         c.allow_simulated_payments = true;
         assert!(c.validate().is_ok());
@@ -295,6 +376,32 @@ mod tests {
     fn admin_credentials_come_in_pairs() {
         let c = Config { admin_email: Some("a@b.io".into()), ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("ADMIN_PASSWORD"));
+    }
+}
+
+#[cfg(test)]
+mod listing {
+    use super::*;
+
+    #[test]
+    fn the_list_names_every_variable_with_its_default_and_what_production_requires() {
+        let vars = Config::variables();
+        let get = |n: &str| vars.iter().find(|v| v.name == n).unwrap_or_else(|| panic!("{n} not listed"));
+        assert_eq!(get("HOLD_TTL_SECS").default.as_deref(), Some("600"));
+        assert_eq!(get("CORS_ORIGINS").default.as_deref(), Some("http://localhost:5173,http://127.0.0.1:5173"));
+        assert_eq!(get("RUST_LOG").default.as_deref(), Some(DEFAULT_LOG_FILTER));
+        assert_eq!(get("JWT_SECRET").required, Requirement::Production);
+        assert!(get("JWT_SECRET").secret && get("JWT_SECRET").default.is_none());
+        assert_eq!(get("PAYMENT_WEBHOOK_SECRET").required, Requirement::Production);
+        assert_eq!(get("DATABASE_URL").required, Requirement::Production);
+        assert_eq!(get("AMQP_URL").required, Requirement::SplitRoles);
+        assert_eq!(get("BIND_ADDR").required, Requirement::No);
+        // One entry per field: nothing is listed twice, nothing lacks a name.
+        let mut names: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), vars.len());
+        assert!(vars.iter().all(|v| !v.help.is_empty()), "every variable has a help line");
     }
 }
 

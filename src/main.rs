@@ -30,6 +30,18 @@ enum Command {
     Seed,
     /// Run the database migrations and exit.
     Migrate,
+    /// Ask this process's own `/healthz` (at BIND_ADDR's port on loopback); exit 1 unless 200.
+    /// The image's health check, so the runtime image needs no HTTP client of its own.
+    Healthcheck,
+    /// Print the configuration variables the engine understands.
+    Config {
+        /// Every variable with its default and whether production requires it.
+        #[arg(long)]
+        list: bool,
+        /// One JSON object per line (for the deployment checks) instead of a table.
+        #[arg(long, requires = "list")]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,7 +49,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // sqlx (and later lapin/lettre) use rustls with ring; install it before any TLS is made.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    boxoffice::telemetry::init_logging(cli.config.log_format());
+    if let Some(Command::Config { list, json }) = &cli.command {
+        anyhow::ensure!(*list, "nothing to do: use `boxoffice config --list`");
+        print_variables(*json)?;
+        return Ok(());
+    }
+    boxoffice::telemetry::init_logging(cli.config.log_format(), &cli.config.log_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if let Err(e) = run(cli).await {
@@ -62,6 +79,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(created = n, "sample events loaded");
             store.close().await;
         }
+        Command::Config { .. } => unreachable!("answered before start-up"),
+        Command::Healthcheck => healthcheck(&cli.config.bind_addr).await?,
         Command::Serve if cli.config.role == boxoffice::config::ProcessRole::Worker => {
             boxoffice::startup::run_worker(cli.config, shutdown_signal()).await?;
         }
@@ -72,6 +91,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!(created = n, "sample events loaded");
             }
             app.run_until(shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn healthcheck(bind_addr: &str) -> anyhow::Result<()> {
+    let port = bind_addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    let port = port.ok_or_else(|| anyhow::anyhow!("BIND_ADDR {bind_addr} has no port"))?;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+    let status = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await?.status();
+    anyhow::ensure!(status.is_success(), "/healthz answered {status}");
+    Ok(())
+}
+
+/// The variables of `Config`, as a table or as JSON lines.
+fn print_variables(json: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    for v in Config::variables() {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        } else {
+            let required = match v.required {
+                boxoffice::config::Requirement::No => "",
+                boxoffice::config::Requirement::Production => "required in production",
+                boxoffice::config::Requirement::SplitRoles => "required by ROLE=api|worker",
+            };
+            let default = v.default.as_deref().unwrap_or("(unset)");
+            writeln!(out, "{:<32} {:<44} {:<24} {}", v.name, default, required, v.help)?;
         }
     }
     Ok(())

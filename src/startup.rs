@@ -42,10 +42,12 @@ pub struct Application {
 struct Background {
     relay: Option<ActorRef<RelayMsg>>,
     workers: Option<ActorRef<PoolMsg>>,
+    sampler: tokio::task::JoinHandle<()>,
 }
 
 impl Background {
     fn stop(&self) {
+        self.sampler.abort();
         if let Some(r) = &self.relay {
             r.stop(Some("shutdown".into()));
         }
@@ -186,7 +188,8 @@ impl Application {
             ProcessRole::All => Some(start_workers(&config, &store, &bus).await?),
             ProcessRole::Api | ProcessRole::Worker => None,
         };
-        let background = Background { relay: Some(relay), workers };
+        let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
+        let background = Background { relay: Some(relay), workers, sampler };
         let services = Services { payments, bus, webhook_secret };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
@@ -236,6 +239,7 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Sen
     let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
     let workers = start_workers(&config, &store, &bus).await?;
     let metrics = crate::telemetry::metrics_handle();
+    let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/metrics", axum::routing::get(move || async move { metrics.render() }));
@@ -244,6 +248,7 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Sen
         .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "boxoffice notification worker ready");
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    sampler.abort();
     workers.stop(Some("shutdown".into()));
     store.close().await;
     Ok(())

@@ -1,14 +1,19 @@
-//! Structured logs (pretty or JSON) and the Prometheus recorder.
+//! Structured logs (pretty or JSON), the Prometheus recorder with every metric described up
+//! front, and the sampler of gauges no request path moves.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+use crate::bus::Bus;
 use crate::config::LogFormat;
+use crate::persistence::Store;
 
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,ractor=warn"));
+/// `filter` is `RUST_LOG` (tracing's syntax); an invalid one falls back to the default.
+pub fn init_logging(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
@@ -37,19 +42,142 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Every metric the engine exports, with its help text, registered at zero (labelled ones with
+/// each label value the code uses), so that dashboards and `absent()` alerts see the whole set on
+/// a process that has not served a claim yet. Gauges only get `+0` (several apps may share the
+/// recorder in a test process).
 fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
     describe_counter!("boxoffice_http_requests_total", "HTTP requests by method, matched route and status");
     describe_histogram!("boxoffice_http_request_duration_seconds", "HTTP request latency by method and matched route");
+    describe_gauge!("boxoffice_sse_streams", "Server-sent event streams open now");
+    gauge!("boxoffice_sse_streams").increment(0.0);
     describe_gauge!("boxoffice_event_actors", "Event actors running");
+    gauge!("boxoffice_event_actors").increment(0.0);
     describe_counter!("boxoffice_actor_restarts_total", "Actors restarted by their supervisor after a failure");
+    for actor in ["event", "notification_worker", "payment_saga"] {
+        counter!("boxoffice_actor_restarts_total", "actor" => actor).increment(0);
+    }
     describe_histogram!(
         "boxoffice_claim_duration_seconds",
         "Claim latency inside the engine: received by the actor to answered after commit"
     );
+    let _ = histogram!("boxoffice_claim_duration_seconds");
     describe_counter!("boxoffice_claims_total", "Claims by outcome (held, refused, invalid)");
+    for outcome in ["held", "refused", "invalid"] {
+        counter!("boxoffice_claims_total", "outcome" => outcome).increment(0);
+    }
     describe_histogram!("boxoffice_journal_batch_size", "Operations per journal batch");
+    let _ = histogram!("boxoffice_journal_batch_size");
     describe_histogram!("boxoffice_journal_commit_duration_seconds", "Time to write one journal batch");
+    let _ = histogram!("boxoffice_journal_commit_duration_seconds");
     describe_counter!("boxoffice_holds_expired_total", "Holds that ran out and released their seats");
+    counter!("boxoffice_holds_expired_total").increment(0);
     describe_counter!("boxoffice_rate_limited_total", "Requests refused with 429");
+    counter!("boxoffice_rate_limited_total").increment(0);
+
+    describe_gauge!("boxoffice_payment_sagas", "Payment sagas running in this process");
+    gauge!("boxoffice_payment_sagas").increment(0.0);
+    describe_counter!("boxoffice_payments_total", "Payments settled, by outcome (succeeded, failed, refunded)");
+    for outcome in ["succeeded", "failed", "refunded"] {
+        counter!("boxoffice_payments_total", "outcome" => outcome).increment(0);
+    }
+    describe_counter!(
+        "boxoffice_payment_gateway_calls_total",
+        "Calls to the payment provider by operation and outcome (ok, refused, error, circuit_open)"
+    );
+    for op in ["charge", "status", "refund"] {
+        for outcome in ["ok", "refused", "error", "circuit_open"] {
+            counter!("boxoffice_payment_gateway_calls_total", "op" => op, "outcome" => outcome).increment(0);
+        }
+    }
+    describe_gauge!("boxoffice_payment_circuit_open", "1 while the payment provider's circuit breaker is open");
+    gauge!("boxoffice_payment_circuit_open").increment(0.0);
+
+    describe_counter!("boxoffice_outbox_published_total", "Outbox rows handed to the bus (confirmed by the broker)");
+    counter!("boxoffice_outbox_published_total").increment(0);
+    describe_gauge!("boxoffice_outbox_backlog", "Outbox rows not yet published (all processes, sampled)");
+    gauge!("boxoffice_outbox_backlog").increment(0.0);
+    describe_counter!(
+        "boxoffice_notifications_total",
+        "Notifications handled, by outcome (sent, duplicate, retried, dead_lettered)"
+    );
+    for outcome in ["sent", "duplicate", "retried", "dead_lettered"] {
+        counter!("boxoffice_notifications_total", "outcome" => outcome).increment(0);
+    }
+    describe_gauge!("boxoffice_broker_up", "1 while the message broker answers (always 1 in process)");
+    gauge!("boxoffice_broker_up").increment(0.0);
+    describe_gauge!("boxoffice_dead_letters", "Messages waiting in the dead-letter queue (sampled)");
+    gauge!("boxoffice_dead_letters").increment(0.0);
+
+    describe_gauge!(
+        "boxoffice_db_pool_connections",
+        "Database connections by pool (main, journal) and state (idle, in_use)"
+    );
+    describe_gauge!("boxoffice_db_pool_max_connections", "Largest size of each database pool");
+    for pool in ["main", "journal"] {
+        for state in ["idle", "in_use"] {
+            gauge!("boxoffice_db_pool_connections", "pool" => pool, "state" => state).increment(0.0);
+        }
+        gauge!("boxoffice_db_pool_max_connections", "pool" => pool).increment(0.0);
+    }
+    describe_gauge!("boxoffice_store_up", "1 while the database answers (sampled)");
+    gauge!("boxoffice_store_up").increment(0.0);
+    describe_gauge!(
+        "boxoffice_ready",
+        "1 while this process would answer /readyz with 200 (store and broker up; sampled)"
+    );
+    gauge!("boxoffice_ready").increment(0.0);
+}
+
+/// How often the sampler looks at the pool, the outbox and the broker.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Samples what no request path counts: pool use, the outbox backlog, whether the store and the
+/// broker answer, and the dead-letter queue. Runs until aborted.
+pub fn spawn_sampler(store: Store, bus: Bus, every: Duration) -> tokio::task::JoinHandle<()> {
+    use metrics::gauge;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for (pool, open, idle, max) in store.pool_stats() {
+                gauge!("boxoffice_db_pool_connections", "pool" => pool, "state" => "idle").set(idle);
+                gauge!("boxoffice_db_pool_connections", "pool" => pool, "state" => "in_use")
+                    .set(open.saturating_sub(idle));
+                gauge!("boxoffice_db_pool_max_connections", "pool" => pool).set(max);
+            }
+            let store_up = match tokio::time::timeout(every, store.outbox_backlog()).await {
+                Ok(Ok(n)) => {
+                    gauge!("boxoffice_outbox_backlog").set(n as f64);
+                    true
+                }
+                Ok(Err(_)) | Err(_) => false,
+            };
+            gauge!("boxoffice_store_up").set(f64::from(u8::from(store_up)));
+            let probe = bus.probe().await;
+            gauge!("boxoffice_broker_up").set(f64::from(u8::from(probe.up)));
+            gauge!("boxoffice_ready").set(f64::from(u8::from(store_up && probe.up)));
+            if let Some(n) = probe.dead_letters {
+                gauge!("boxoffice_dead_letters").set(n as f64);
+            }
+        }
+    })
+}
+
+/// Counts an open server-sent event stream for as long as it lives.
+pub struct StreamGauge(());
+
+impl StreamGauge {
+    pub fn open() -> Self {
+        metrics::gauge!("boxoffice_sse_streams").increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("boxoffice_sse_streams").decrement(1.0);
+    }
 }

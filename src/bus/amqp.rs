@@ -1,4 +1,6 @@
-//! RabbitMQ transport for domain events, built on `lapin` 4 (plain `amqp://`, no TLS).
+//! RabbitMQ transport for domain events, built on `lapin` 4: `amqp://`, or `amqps://` over rustls
+//! (the webpki roots, or the CA of a `cacertfile=/path/ca.pem` query parameter, as in RabbitMQ's
+//! own URI syntax).
 //!
 //! Publishers use publisher confirms: a publish is `Ok` only once the broker has acked it, so the
 //! caller (an outbox relay) can mark exactly the confirmed rows as sent. Consumers use manual acks
@@ -182,8 +184,21 @@ fn short(s: &str) -> Result<ShortString, BusError> {
 async fn open(url: &str, name: &str) -> Result<Connection, BusError> {
     // Parse first so a bad url is `Invalid`, not a connection error.
     let uri: lapin::uri::AMQPUri = url.parse().map_err(|e| BusError::Invalid(format!("amqp url: {e}")))?;
+    let tls = tls_config(url)?;
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Ok(Connection::connect_uri(uri, props).await?)
+    let runtime = lapin::runtime::default_runtime()?;
+    Ok(Connection::connect_uri_with_config(uri, props, tls, runtime).await?)
+}
+
+/// The extra CA of `cacertfile=` (a private CA, or a test's); without it the webpki roots decide.
+fn tls_config(url: &str) -> Result<lapin::tcp::OwnedTLSConfig, BusError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| BusError::Invalid(format!("amqp url: {e}")))?;
+    let Some((_, path)) = parsed.query_pairs().find(|(k, _)| k == "cacertfile") else {
+        return Ok(lapin::tcp::OwnedTLSConfig::default());
+    };
+    let pem = std::fs::read_to_string(path.as_ref())
+        .map_err(|e| BusError::Invalid(format!("amqp url: cacertfile {path}: {e}")))?;
+    Ok(lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: Some(pem) })
 }
 
 /// Runs `fut` under the connect timeout, mapping expiry to `Disconnected`.

@@ -75,6 +75,38 @@ impl Bus {
     }
 }
 
+/// What the metrics sampler learns about the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerProbe {
+    pub up: bool,
+    /// Messages waiting in the dead-letter queue (unknown while the broker is down).
+    pub dead_letters: Option<u64>,
+}
+
+impl Bus {
+    /// One look at the broker: reachable (the readiness check, which also refreshes `/readyz`'s
+    /// cached answer), and how full the dead-letter queue is.
+    pub async fn probe(&self) -> BrokerProbe {
+        match self {
+            Bus::InProcess(q) => BrokerProbe { up: true, dead_letters: Some(q.dead_letters().len() as u64) },
+            Bus::Amqp { url, topology, .. } => {
+                if self.ping().await.is_err() {
+                    return BrokerProbe { up: false, dead_letters: None };
+                }
+                // The ping declared the topology, so the dead-letter queue exists.
+                let dead_letters = match amqp::queue_depth(url, &topology.dead_queue).await {
+                    Ok(n) => Some(u64::from(n)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "dead-letter queue depth not read");
+                        None
+                    }
+                };
+                BrokerProbe { up: true, dead_letters }
+            }
+        }
+    }
+}
+
 /// The in-process queue: a message and how often it was tried.
 #[derive(Clone)]
 pub struct LocalQueue {

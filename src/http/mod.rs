@@ -236,6 +236,23 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// A server-sent event stream counts as open until its body is dropped (client gone or shutdown).
+fn count_stream(resp: Response) -> Response {
+    let is_stream =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_stream {
+        return resp;
+    }
+    use futures::StreamExt as _;
+    let gauge = crate::telemetry::StreamGauge::open();
+    resp.map(|body| {
+        axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _open = &gauge;
+            chunk
+        }))
+    })
+}
+
 /// Request count and latency by method, matched route and status.
 async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -243,6 +260,7 @@ async fn track(req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
+    let resp = count_stream(resp);
     let status = resp.status().as_u16().to_string();
     metrics::counter!("boxoffice_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("boxoffice_http_request_duration_seconds", "method" => method, "route" => route)

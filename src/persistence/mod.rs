@@ -246,6 +246,19 @@ impl Store {
         }
     }
 
+    /// Connections of each pool: `(pool, open, idle, max)`; the journal has its own on PostgreSQL.
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, u32, u32)> {
+        let mut stats = Vec::with_capacity(2);
+        match &self.pool {
+            Pool::Pg(p) => stats.push(("main", p.size(), p.num_idle() as u32, p.options().get_max_connections())),
+            Pool::Sqlite(p) => stats.push(("main", p.size(), p.num_idle() as u32, p.options().get_max_connections())),
+        }
+        if let Some(j) = &self.journal {
+            stats.push(("journal", j.size(), j.num_idle() as u32, j.options().get_max_connections()));
+        }
+        stats
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
         on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())

@@ -13,6 +13,7 @@ mod bookings;
 mod bootstrap;
 mod concurrency;
 mod crash;
+mod deploy;
 mod events;
 mod expiry;
 mod fencing;
