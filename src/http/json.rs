@@ -18,16 +18,19 @@ pub enum BodyError {
     Invalid(serde_json::Error),
 }
 
-/// Deserializes `T` from `bytes`, refusing sequences wherever a struct is expected.
+/// Deserializes `T` from `bytes`, refusing sequences wherever a struct is expected. A refused
+/// body that is well-formed JSON but not an object is [`BodyError::NotAnObject`].
 pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, BodyError> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<de::IgnoredAny>(bytes).is_ok() {
-        return Err(BodyError::NotAnObject);
-    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = T::deserialize(Strict(&mut de)).map_err(BodyError::Invalid)?;
-    de.end().map_err(BodyError::Invalid)?;
-    Ok(value)
+    let read = T::deserialize(Strict(&mut de)).and_then(|v| de.end().map(|()| v));
+    read.map_err(|e| {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<de::IgnoredAny>(bytes).is_ok() {
+            BodyError::NotAnObject
+        } else {
+            BodyError::Invalid(e)
+        }
+    })
 }
 
 /// A deserializer whose structs come only from maps; everything else passes through, wrapped
@@ -251,6 +254,11 @@ mod tests {
     }
 
     #[derive(Deserialize, Debug, PartialEq)]
+    struct Kinds {
+        kinds: Vec<Kind>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
     #[serde(rename_all = "snake_case")]
     enum Kind {
         Plain,
@@ -265,8 +273,8 @@ mod tests {
         assert_eq!(b.inner, Some(Row { label: "B".into(), seats: 1 }));
         assert_eq!(from_slice::<Kind>(br#""plain""#).unwrap(), Kind::Plain);
         assert_eq!(
-            from_slice::<Vec<Kind>>(br#"[{"detailed":{"level":3}}]"#).unwrap(),
-            vec![Kind::Detailed { level: 3 }]
+            from_slice::<Kinds>(br#"{"kinds":["plain",{"detailed":{"level":3}}]}"#).unwrap().kinds,
+            vec![Kind::Plain, Kind::Detailed { level: 3 }]
         );
     }
 
@@ -276,7 +284,7 @@ mod tests {
         assert!(matches!(from_slice::<Row>(b"\"A\""), Err(BodyError::NotAnObject)));
         assert!(matches!(from_slice::<Body>(br#"{"rows":[["A",2]]}"#), Err(BodyError::Invalid(_))));
         assert!(matches!(from_slice::<Body>(br#"{"rows":[],"inner":["A",2]}"#), Err(BodyError::Invalid(_))));
-        assert!(matches!(from_slice::<Vec<Kind>>(br#"[{"detailed":[3]}]"#), Err(BodyError::Invalid(_))));
+        assert!(matches!(from_slice::<Kinds>(br#"{"kinds":[{"detailed":[3]}]}"#), Err(BodyError::Invalid(_))));
         // Broken JSON is a syntax error whatever it starts with.
         assert!(matches!(from_slice::<Row>(b"[1,"), Err(BodyError::Invalid(_))));
     }
