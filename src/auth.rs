@@ -1,6 +1,7 @@
 //! Credentials and tokens: argon2id password hashes (bcrypt hashes of imported users verify
 //! too), HS256 access tokens, and opaque rotating refresh tokens stored only as SHA-256 hashes.
-//! Hashing runs on the blocking pool so it never stalls the async workers.
+//! Hashing runs on the blocking pool, a bounded number at once, so it never stalls the async
+//! workers nor multiplies the process's memory.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::cpu::{Busy, CpuPool};
 use crate::domain::ids::UserId;
 use crate::domain::user::Role;
 
@@ -120,42 +122,67 @@ pub fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
-    })
-    .await?
+fn hash_now(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
 }
 
 /// Checks a password against an argon2 (PHC string) or bcrypt (`$2a$`/`$2b$`/`$2y$`) hash.
 /// With no hash (unknown user) it still spends the same effort, so timing does not reveal
 /// which e-mail addresses exist.
+fn verify_now(password: &str, hash: Option<&str>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_now("not a password").expect("hash"));
+    let (hash, known) = match hash {
+        Some(h) => (h, true),
+        None => (dummy.as_str(), false),
+    };
+    let ok = if hash.starts_with("$2") {
+        bcrypt::verify(password, hash).unwrap_or(false)
+    } else {
+        PasswordHash::new(hash)
+            .map(|p| Argon2::default().verify_password(password.as_bytes(), &p).is_ok())
+            .unwrap_or(false)
+    };
+    ok && known
+}
+
+/// Hashes on the blocking pool, unbounded: for start-up (the admin bootstrap) and tools.
+/// Requests go through [`Passwords`].
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || hash_now(&password)).await?
+}
+
+/// Checks a password on the blocking pool, unbounded: for start-up (the admin bootstrap).
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let dummy = DUMMY.get_or_init(|| {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default().hash_password(b"not a password", &salt).expect("hash").to_string()
-        });
-        let (hash, known) = match &hash {
-            Some(h) => (h.as_str(), true),
-            None => (dummy.as_str(), false),
-        };
-        let ok = if hash.starts_with("$2") {
-            bcrypt::verify(&password, hash).unwrap_or(false)
-        } else {
-            PasswordHash::new(hash)
-                .map(|p| Argon2::default().verify_password(password.as_bytes(), &p).is_ok())
-                .unwrap_or(false)
-        };
-        ok && known
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_now(&password, hash.as_deref())).await.unwrap_or(false)
+}
+
+/// Password hashing for requests, bounded: each argon2 run takes about 19 MiB and tens of
+/// milliseconds of a core, so at most `concurrency` run at once (`PASSWORD_HASH_CONCURRENCY`)
+/// and a caller waits at most `PASSWORD_HASH_WAIT_MS` for a turn, then hears [`Busy`].
+/// Unknown e-mail addresses take the same path and the same time as known ones.
+#[derive(Clone)]
+pub struct Passwords {
+    pool: CpuPool,
+}
+
+impl Passwords {
+    pub fn new(concurrency: usize, wait: Duration) -> Self {
+        Self { pool: CpuPool::new("password_hash", concurrency, wait) }
+    }
+
+    pub async fn hash(&self, password: String) -> Result<anyhow::Result<String>, Busy> {
+        self.pool.run(move || hash_now(&password)).await
+    }
+
+    /// `true` only for a known account whose hash matches.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
+        self.pool.run(move || verify_now(&password, hash.as_deref())).await
+    }
 }
 
 #[cfg(test)]
@@ -181,13 +208,15 @@ mod tests {
 
     #[tokio::test]
     async fn argon2_and_bcrypt_hashes_verify() {
-        let h = hash_password("correct horse".into()).await.unwrap();
+        let pw = Passwords::new(1, Duration::from_secs(30));
+        let h = pw.hash("correct horse".into()).await.unwrap().unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), Some(h.clone())).await);
-        assert!(!verify_password("wrong horse".into(), Some(h)).await);
+        assert!(pw.verify("correct horse".into(), Some(h.clone())).await.unwrap());
+        assert!(!pw.verify("wrong horse".into(), Some(h)).await.unwrap());
         let b = bcrypt::hash("imported pw", 4).unwrap();
-        assert!(verify_password("imported pw".into(), Some(b.clone())).await);
-        assert!(!verify_password("other".into(), Some(b)).await);
-        assert!(!verify_password("anything".into(), None).await);
+        assert!(pw.verify("imported pw".into(), Some(b.clone())).await.unwrap());
+        assert!(!pw.verify("other".into(), Some(b)).await.unwrap());
+        assert!(!pw.verify("anything".into(), None).await.unwrap());
+        assert!(hash_password("x".repeat(8)).await.unwrap().starts_with("$argon2id$"));
     }
 }

@@ -87,6 +87,36 @@ pub struct Config {
     /// Requests per second per client (user, else IP), with bursts of twice that; `0` = off.
     #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 100)]
     pub rate_limit_per_sec: u32,
+    /// Webhook calls per second per client address, with bursts of twice that; `0` = off.
+    #[arg(long, env = "WEBHOOK_RATE_LIMIT_PER_SEC", default_value_t = 50)]
+    pub webhook_rate_limit_per_sec: u32,
+    /// Logins and registrations per minute per client address; `0` = off.
+    #[arg(long, env = "AUTH_RATE_LIMIT_PER_MIN", default_value_t = 30)]
+    pub auth_rate_limit_per_min: u32,
+    /// Logins and registrations per minute per e-mail address; `0` = off.
+    #[arg(long, env = "AUTH_ACCOUNT_RATE_LIMIT_PER_MIN", default_value_t = 5)]
+    pub auth_account_rate_limit_per_min: u32,
+    /// Password hashes computed at once (`0`: one per core); each takes about 19 MiB.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", default_value_t = 0)]
+    pub password_hash_concurrency: usize,
+    /// How long a login or registration waits for a hashing slot before a 503, in milliseconds.
+    #[arg(long, env = "PASSWORD_HASH_WAIT_MS", default_value_t = 1000)]
+    pub password_hash_wait_ms: u64,
+    /// Live streams open at once in this process (`0`: half the process's open-file limit).
+    #[arg(long, env = "STREAM_MAX_TOTAL", default_value_t = 0)]
+    pub stream_max_total: usize,
+    /// Live streams open at once per client (user, else address).
+    #[arg(long, env = "STREAM_MAX_PER_CLIENT", default_value_t = 8)]
+    pub stream_max_per_client: usize,
+    /// A stream with nothing to report for this long ends (clients reconnect), in seconds.
+    #[arg(long, env = "STREAM_IDLE_SECS", default_value_t = 300)]
+    pub stream_idle_secs: u64,
+    /// A stream ends after this long whatever happens (clients reconnect), in seconds.
+    #[arg(long, env = "STREAM_MAX_LIFETIME_SECS", default_value_t = 3600)]
+    pub stream_max_lifetime_secs: u64,
+    /// A connection that has not sent a request's headers within this closes, in seconds.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_read_timeout_secs: u64,
     /// `json` or `pretty`; defaults to pretty in development and json in production.
     #[arg(long, env = "LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -221,6 +251,16 @@ impl Default for Config {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             cors_origins: vec!["http://localhost:5173".into(), "http://127.0.0.1:5173".into()],
             rate_limit_per_sec: 100,
+            webhook_rate_limit_per_sec: 50,
+            auth_rate_limit_per_min: 30,
+            auth_account_rate_limit_per_min: 5,
+            password_hash_concurrency: 0,
+            password_hash_wait_ms: 1000,
+            stream_max_total: 0,
+            stream_max_per_client: 8,
+            stream_idle_secs: 300,
+            stream_max_lifetime_secs: 3600,
+            http_header_read_timeout_secs: 10,
             log_format: None,
             log_filter: DEFAULT_LOG_FILTER.into(),
             node_id: None,
@@ -268,6 +308,15 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.payment_provider_failure_rate) {
             anyhow::bail!("PAYMENT_PROVIDER_FAILURE_RATE must be between 0.0 and 1.0");
+        }
+        if self.stream_max_per_client == 0 {
+            anyhow::bail!("STREAM_MAX_PER_CLIENT must be at least 1");
+        }
+        if self.stream_idle_secs == 0 || self.stream_max_lifetime_secs == 0 {
+            anyhow::bail!("STREAM_IDLE_SECS and STREAM_MAX_LIFETIME_SECS must be at least 1");
+        }
+        if self.http_header_read_timeout_secs == 0 {
+            anyhow::bail!("HTTP_HEADER_READ_TIMEOUT_SECS must be at least 1");
         }
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");
@@ -426,6 +475,16 @@ mod defaults_agree {
         assert_eq!(parsed.refresh_token_ttl_secs, d.refresh_token_ttl_secs);
         assert_eq!(parsed.cors_origins, d.cors_origins);
         assert_eq!(parsed.rate_limit_per_sec, d.rate_limit_per_sec);
+        assert_eq!(parsed.webhook_rate_limit_per_sec, d.webhook_rate_limit_per_sec);
+        assert_eq!(parsed.auth_rate_limit_per_min, d.auth_rate_limit_per_min);
+        assert_eq!(parsed.auth_account_rate_limit_per_min, d.auth_account_rate_limit_per_min);
+        assert_eq!(parsed.password_hash_concurrency, d.password_hash_concurrency);
+        assert_eq!(parsed.password_hash_wait_ms, d.password_hash_wait_ms);
+        assert_eq!(parsed.stream_max_total, d.stream_max_total);
+        assert_eq!(parsed.stream_max_per_client, d.stream_max_per_client);
+        assert_eq!(parsed.stream_idle_secs, d.stream_idle_secs);
+        assert_eq!(parsed.stream_max_lifetime_secs, d.stream_max_lifetime_secs);
+        assert_eq!(parsed.http_header_read_timeout_secs, d.http_header_read_timeout_secs);
         assert_eq!(parsed.payment_deadline_secs, d.payment_deadline_secs);
         assert_eq!(parsed.payment_provider_delay_ms, d.payment_provider_delay_ms);
         assert_eq!(parsed.mail_outbox_dir, d.mail_outbox_dir);

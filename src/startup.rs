@@ -2,7 +2,6 @@
 //! graceful run loop. Tests build an `Application` on port 0 with a fresh database.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use std::path::Path;
@@ -215,13 +214,13 @@ impl Application {
         let store = self.state.store.clone();
         let payments = self.state.payments.clone();
         let background = self.background;
+        let streams = self.state.streams.clone();
+        let settings = http::ServeSettings {
+            header_read_timeout: Duration::from_secs(self.state.config.http_header_read_timeout_secs),
+            drain: Duration::from_secs(self.state.config.request_timeout_secs + 5),
+        };
         let app = http::app(self.state);
-        axum::serve(
-            self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        http::serve(self.listener, app, settings, shutdown, move || streams.close()).await?;
         // Unfinished sagas and unsent outbox rows are persisted: the next start resumes them.
         payments.stop();
         registry.shutdown(Duration::from_secs(10)).await;

@@ -5,6 +5,7 @@
 
 mod event;
 mod registry;
+mod status;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ use crate::persistence::Store;
 
 pub use event::{ClaimCmd, ClaimRequest, EventMsg};
 pub use registry::{KeyGuard, Registry};
+pub use status::{BookingWatch, StatusHub};
 
 /// Business outcomes an actor answers with (never an actor failure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +106,8 @@ pub(crate) struct EngineContext {
     pub store: Store,
     pub settings: EngineSettings,
     pub snapshots: Arc<dashmap::DashMap<crate::domain::ids::EventId, tokio::sync::watch::Sender<Snapshot>>>,
-    pub status_changes: tokio::sync::broadcast::Sender<StatusChange>,
+    /// Where committed status changes go, to the streams that watch those bookings.
+    pub status_changes: Arc<StatusHub>,
     /// Woken when a batch with outbox messages commits, so the relay publishes at once.
     pub outbox_wake: Arc<tokio::sync::Notify>,
 }

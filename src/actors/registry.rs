@@ -158,7 +158,7 @@ fn call_failed<T>(r: Result<CallResult<Result<T, BookingError>>, impl std::fmt::
 
 impl Registry {
     pub async fn start(store: Store, settings: EngineSettings) -> anyhow::Result<Self> {
-        let (status_changes, _) = tokio::sync::broadcast::channel(4096);
+        let status_changes = Arc::new(super::StatusHub::default());
         let ctx = EngineContext {
             store,
             settings,
@@ -314,9 +314,9 @@ impl Registry {
         self.actors.get(&id).map(|a| a.clone())
     }
 
-    /// Durable booking status changes of every event this process owns.
-    pub fn status_changes(&self) -> tokio::sync::broadcast::Receiver<super::StatusChange> {
-        self.ctx.status_changes.subscribe()
+    /// The durable status changes of one booking (of the events this process owns).
+    pub fn watch_booking(&self, id: crate::domain::ids::BookingId) -> super::BookingWatch {
+        self.ctx.status_changes.watch(id)
     }
 
     pub fn running_actors(&self) -> usize {

@@ -32,6 +32,12 @@ impl BookingStatus {
         })
     }
 
+    /// Nothing follows: an expired or cancelled booking never changes again. (A confirmed one
+    /// may still be cancelled.)
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Expired | Self::Cancelled)
+    }
+
     /// Held and confirmed bookings occupy seats.
     pub fn is_live(self) -> bool {
         matches!(self, Self::Held | Self::Confirmed)

@@ -8,10 +8,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::extract::{AuthUser, Json};
+use super::extract::{AuthUser, Json, PeerAddr};
 use super::{AppState, Error, Problem, Result};
 use crate::accounts;
-use crate::auth;
 use crate::domain::FieldErrors;
 use crate::domain::user::{Email, Password, Role};
 use crate::persistence::{StoreError, UserRow};
@@ -60,9 +59,12 @@ pub struct RefreshBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
-    responses((status = 201, body = UserView), (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = UserView), (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem),
+        (status = 429, description = "rate_limited: too many attempts from this address or for this e-mail (see Retry-After)", body = Problem),
+        (status = 503, description = "password hashing is saturated; retry after Retry-After", body = Problem)))]
 async fn register(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, Json<UserView>)> {
     let mut errors = FieldErrors::default();
@@ -75,7 +77,8 @@ async fn register(
         }
     };
     let (Some(email), Some(password)) = (email, password) else { return Err(Error::Validation(errors)) };
-    let hash = auth::hash_password(password.expose().to_owned()).await?;
+    state.limits.auth_attempt(peer, email.as_str())?;
+    let hash = state.passwords.hash(password.expose().to_owned()).await??;
     let user = UserRow::new(email.as_str(), hash, Role::User);
     match state.store.insert_user(&user).await {
         Ok(()) => Ok((StatusCode::CREATED, Json(user.into()))),
@@ -87,14 +90,22 @@ async fn register(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = Problem)))]
-async fn login(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<Json<TokenPair>> {
+    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = Problem),
+        (status = 429, description = "rate_limited: too many attempts from this address or for this e-mail (see Retry-After)", body = Problem),
+        (status = 503, description = "password hashing is saturated; retry after Retry-After", body = Problem)))]
+async fn login(
+    State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
+    Json(body): Json<Credentials>,
+) -> Result<Json<TokenPair>> {
     let (Some(email), Some(password)) = (body.email, body.password) else { return Err(Error::InvalidCredentials) };
-    let user = match Email::parse(&email) {
-        Ok(e) => state.store.user_by_email(e.as_str()).await?,
-        Err(_) => None,
-    };
-    if !auth::verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await {
+    // Not an address at all: no account can match, and saying so quickly reveals nothing.
+    let email = Email::parse(&email).map_err(|_| Error::InvalidCredentials)?;
+    state.limits.auth_attempt(peer, email.as_str())?;
+    let user = state.store.user_by_email(email.as_str()).await?;
+    // An unknown address costs a hash too (and waits its turn like any other), so neither
+    // timing nor a 503 tells which addresses have accounts.
+    if !state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await? {
         return Err(Error::InvalidCredentials);
     }
     let user = user.ok_or(Error::InvalidCredentials)?;

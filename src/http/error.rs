@@ -40,6 +40,9 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("{0}")]
     Unavailable(String),
+    /// A rate limit (`limit` names which) ran dry; the client may retry after the wait.
+    #[error("too many requests from this client ({limit}); retry in {retry_after_secs} s")]
+    RateLimited { limit: &'static str, retry_after_secs: u64 },
     #[error("an internal error occurred")]
     Internal(#[from] anyhow::Error),
 }
@@ -66,6 +69,7 @@ impl Error {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency key reused")
             }
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
     }
@@ -110,7 +114,17 @@ impl IntoResponse for Error {
             }
             _ => {}
         }
-        problem(status, code, title, &self.to_string(), extra)
+        let mut resp = problem(status, code, title, &self.to_string(), extra);
+        if let Error::RateLimited { retry_after_secs, .. } = self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        resp
+    }
+}
+
+impl From<crate::cpu::Busy> for Error {
+    fn from(e: crate::cpu::Busy) -> Self {
+        Error::Unavailable(format!("{e}; retry shortly"))
     }
 }
 

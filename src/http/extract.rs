@@ -2,18 +2,60 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequest, FromRequestParts};
-use axum::http::header;
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::error::Error;
+use super::json::BodyError;
 use crate::auth::{Principal, TokenKeys};
 
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
+/// A JSON request body (read strictly, see `super::json`) or response.
 pub struct Json<T>(pub T);
+
+/// `application/json` or any `application/*+json`, as axum's own extractor accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        if !is_json(req.headers()) {
+            return Err(Error::UnsupportedMediaType(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest(r.body_text())
+            }
+        })?;
+        match super::json::from_slice(&bytes) {
+            Ok(v) => Ok(Json(v)),
+            Err(BodyError::NotAnObject) => Err(Error::field("body", "must be a JSON object")),
+            Err(BodyError::Invalid(e)) => Err(Error::BadRequest(match e.classify() {
+                serde_json::error::Category::Data => {
+                    format!("Failed to deserialize the JSON body into the target type: {e}")
+                }
+                _ => format!("Failed to parse the request body as JSON: {e}"),
+            })),
+        }
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -95,5 +137,18 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
         let AuthUser(p) = AuthUser::from_request_parts(parts, state).await?;
         if p.is_admin() { Ok(Admin(p)) } else { Err(Error::Forbidden("this action needs the admin role")) }
+    }
+}
+
+/// The peer's address, when the server was started with connection info (it always is, but a
+/// router served without it must not fail every request).
+pub struct PeerAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(PeerAddr(peer))
     }
 }

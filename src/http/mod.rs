@@ -7,9 +7,11 @@ mod bookings;
 pub mod error;
 mod events;
 mod extract;
+mod json;
 mod limit;
 mod ops;
 mod payments;
+mod serve;
 mod streams;
 mod tickets;
 
@@ -36,13 +38,15 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::actors::Registry;
-use crate::auth::TokenKeys;
+use crate::auth::{Passwords, TokenKeys};
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::cpu::CpuPool;
 use crate::payments::Payments;
 use crate::persistence::Store;
 use crate::service::BoxOffice;
 pub use error::{Error, Result};
+pub use serve::{ServeSettings, serve};
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -59,8 +63,16 @@ pub struct Shared {
     pub keys: Arc<TokenKeys>,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
-    /// `None` when `RATE_LIMIT_PER_SEC=0`.
-    pub limiter: Option<Arc<limit::Limiter>>,
+    /// Per-client rate limits: every route, the webhook, login and registration.
+    pub limits: limit::Limits,
+    /// Password hashing, a bounded number at once.
+    pub passwords: Passwords,
+    /// Webhook signature MACs (up to 1 MiB of body each), a bounded number at once.
+    pub webhook_cpu: CpuPool,
+    /// Caps on open live streams.
+    pub streams: streams::StreamGate,
+    /// The last readiness verdict, reused for a moment.
+    pub readiness: ops::ReadinessCache,
     pub payments: Payments,
     pub bus: Bus,
     /// Key of the payment provider's webhook signatures.
@@ -96,7 +108,13 @@ impl AppState {
         metrics: PrometheusHandle,
         services: Services,
     ) -> Self {
-        let limiter = limit::Limiter::new(config.rate_limit_per_sec);
+        let limits = limit::Limits::new(&config);
+        let passwords =
+            Passwords::new(config.password_hash_concurrency, Duration::from_millis(config.password_hash_wait_ms));
+        // One MAC per core at most; a webhook waits up to 2 s for its turn (the provider
+        // retries a 503, and the saga polls the provider meanwhile).
+        let webhook_cpu = CpuPool::new("webhook_mac", 0, Duration::from_secs(2));
+        let streams = streams::StreamGate::new(&config);
         let Services { payments, bus, webhook_secret } = services;
         let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone());
         Self(Arc::new(Shared {
@@ -106,7 +124,11 @@ impl AppState {
             keys: Arc::new(keys),
             config: Arc::new(config),
             metrics,
-            limiter,
+            limits,
+            passwords,
+            webhook_cpu,
+            streams,
+            readiness: ops::ReadinessCache::default(),
             payments,
             bus,
             webhook_secret,
@@ -253,16 +275,35 @@ fn count_stream(resp: Response) -> Response {
     })
 }
 
-/// Request count and latency by method, matched route and status.
+/// The method as a metric label: one of the standard methods, else `other`. Clients choose
+/// the method freely (any token, any length), and every label value is a series kept forever.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Request count and latency by method, matched route and status. Every label comes from a
+/// closed set: the known methods, the router's route templates (else `unmatched`), and the
+/// status codes.
 async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let resp = count_stream(resp);
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("boxoffice_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("boxoffice_http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("boxoffice_http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
     resp

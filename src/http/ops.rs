@@ -1,6 +1,7 @@
-//! Operations: liveness, readiness (the store answers) and Prometheus metrics.
+//! Operations: liveness, readiness (the store and the broker answer; the verdict is reused for
+//! a second) and Prometheus metrics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -34,29 +35,60 @@ pub struct Readiness {
     event_actors: usize,
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down", body = Problem)))]
-async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error> {
+/// How long a readiness verdict is reused: probes and floods of `/readyz` then cost the store
+/// and the broker one round trip a second, not one each.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// The last verdict on the dependencies and when it was reached. Behind an async mutex, so
+/// that callers arriving during a check wait for it rather than starting their own.
+#[derive(Default)]
+pub struct ReadinessCache(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
+
+impl ReadinessCache {
+    async fn verdict(&self, state: &AppState) -> Result<(), String> {
+        let mut cached = self.0.lock().await;
+        if let Some((at, verdict)) = &*cached
+            && at.elapsed() < READINESS_TTL
+        {
+            return verdict.clone();
+        }
+        let verdict = check_dependencies(state).await;
+        *cached = Some((Instant::now(), verdict.clone()));
+        verdict
+    }
+}
+
+/// One round trip to the store and one to the broker, each bounded by 2 s.
+async fn check_dependencies(state: &AppState) -> Result<(), String> {
+    metrics::counter!("boxoffice_readiness_checks_total").increment(1);
     let engine = state.store.engine();
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store is down");
-            return Err(Error::Unavailable(format!("store ({engine}) is not reachable")));
+            return Err(format!("store ({engine}) is not reachable"));
         }
-        Err(_) => return Err(Error::Unavailable(format!("store ({engine}) did not answer within 2 s"))),
+        Err(_) => return Err(format!("store ({engine}) did not answer within 2 s")),
     }
     match tokio::time::timeout(Duration::from_secs(2), state.bus.ping()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: broker is down");
-            return Err(Error::Unavailable("broker (rabbitmq) is not reachable".into()));
+            return Err("broker (rabbitmq) is not reachable".into());
         }
-        Err(_) => return Err(Error::Unavailable("broker (rabbitmq) did not answer within 2 s".into())),
+        Err(_) => return Err("broker (rabbitmq) did not answer within 2 s".into()),
     }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "the store and the broker answered (checked at most once a second)", body = Readiness),
+        (status = 503, description = "a dependency is down", body = Problem)))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error> {
+    state.readiness.verdict(&state).await.map_err(Error::Unavailable)?;
     Ok(Json(Readiness {
         status: "ready",
-        store: engine,
+        store: state.store.engine(),
         broker: state.bus.describe(),
         event_actors: state.registry.running_actors(),
     }))

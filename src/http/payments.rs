@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -121,17 +121,51 @@ pub struct CallbackReceipt {
     recorded: bool,
 }
 
+/// The parsed, bounded `X-Signature` header, checked for freshness. Read from the headers
+/// alone, so a malformed, oversized or stale header is refused before the body is read and
+/// before any MAC is computed.
+pub struct WebhookSignature(signature::Signature);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for WebhookSignature {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self> {
+        // A body announced as too large is refused as such, whatever its signature.
+        let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if length.is_some_and(|n| n > super::MAX_BODY_BYTES) {
+            return Err(Error::PayloadTooLarge);
+        }
+        let header = parts.headers.get("x-signature").map(|v| v.to_str()).transpose();
+        header
+            .map_err(|_| signature::SignatureError::Malformed)
+            .and_then(signature::Signature::parse)
+            .and_then(|sig| sig.check_fresh(Utc::now().timestamp()).map(|()| sig))
+            .map(WebhookSignature)
+            .map_err(refused)
+    }
+}
+
+fn refused(e: signature::SignatureError) -> Error {
+    tracing::warn!(error = %e, "webhook signature refused");
+    Error::Unauthorized(e.to_string())
+}
+
 #[utoipa::path(post, path = "/api/v1/payments/webhook", tag = "payments",
-    params(("X-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">")),
+    params(("X-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">; at most 512 bytes and 4 v1 values")),
     request_body = ProviderCallback,
     responses((status = 200, body = CallbackReceipt), (status = 400, body = Problem),
-        (status = 401, description = "missing, malformed, stale or wrong signature", body = Problem), (status = 404, body = Problem)))]
-async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<CallbackReceipt>> {
-    let header = headers.get("x-signature").and_then(|v| v.to_str().ok());
-    signature::verify(&state.webhook_secret, header, &body, Utc::now().timestamp()).map_err(|e| {
-        tracing::warn!(error = %e, "webhook signature refused");
-        Error::Unauthorized(e.to_string())
-    })?;
+        (status = 401, description = "missing, malformed, oversized, stale or wrong signature", body = Problem), (status = 404, body = Problem),
+        (status = 429, description = "rate_limited: too many webhook calls from this address (see Retry-After)", body = Problem),
+        (status = 503, description = "signature checking is saturated; retry after Retry-After", body = Problem)))]
+async fn webhook(
+    State(state): State<AppState>,
+    WebhookSignature(sig): WebhookSignature,
+    body: Bytes,
+) -> Result<Json<CallbackReceipt>> {
+    // One MAC over up to 1 MiB: off the async threads, a bounded number at once.
+    let secret = state.webhook_secret.clone();
+    let checked = body.clone();
+    state.webhook_cpu.run(move || sig.matches(&secret, &checked)).await?.map_err(refused)?;
     let cb: ProviderCallback =
         serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("callback body is not valid: {e}")))?;
     let payment = state.store.payment(PaymentId(cb.payment_id)).await?.ok_or(Error::NotFound("payment not found"))?;

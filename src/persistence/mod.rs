@@ -57,10 +57,12 @@ impl StoreError {
                 | sqlx::Error::Tls(_)
                 | sqlx::Error::Protocol(_),
             ) => true,
-            // Server going down, too many connections, cancelled by a timeout, serialisation.
-            StoreError::Db(sqlx::Error::Database(d)) => {
-                matches!(d.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300" | "57014" | "40001" | "40P01"))
-            }
+            // Server going down, too many connections, cancelled by a timeout, serialisation; and
+            // SQLite unable to open its file (`14`, e.g. the process is out of file descriptors).
+            StoreError::Db(sqlx::Error::Database(d)) => matches!(
+                d.code().as_deref(),
+                Some("57P01" | "57P02" | "57P03" | "53300" | "57014" | "40001" | "40P01" | "14")
+            ),
             _ => false,
         }
     }

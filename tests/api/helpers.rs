@@ -237,6 +237,10 @@ pub fn test_config(db: &TestDb) -> Config {
         notification_backoff_ms: 50,
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
+        // Tests register and log in from one address far faster than people do; `abuse.rs`
+        // turns these limits on where it tests them.
+        auth_rate_limit_per_min: 0,
+        auth_account_rate_limit_per_min: 0,
         ..Config::default()
     }
 }

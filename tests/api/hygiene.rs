@@ -29,7 +29,8 @@ async fn payment_routes_refuse_bad_input(backend: Backend) {
     };
     let pay = format!("/bookings/{nobody}/payments");
     assert_problem(raw(pay.clone(), Some(user.clone()), "{\"method\": ").await.unwrap(), 400, "bad_request").await;
-    assert_problem(raw(pay.clone(), Some(user.clone()), "[1, 2]").await.unwrap(), 400, "bad_request").await;
+    // A body that is not a JSON object fails validation, whatever it holds.
+    assert_problem(raw(pay.clone(), Some(user.clone()), "[1, 2]").await.unwrap(), 422, "validation_failed").await;
     assert_problem(raw(pay.clone(), None, "{}").await.unwrap(), 401, "unauthorized").await;
     assert_problem(
         raw(format!("/events/{nobody}/check-in"), Some(admin.clone()), "{\"code\": 7}").await.unwrap(),
@@ -114,6 +115,18 @@ async fn malformed_requests_are_problems(backend: Backend) {
 /// ordinary client fail with a broken pipe instead of showing the response. Returns the status,
 /// the `content-type` and the body.
 async fn raw_post(port: u16, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, String, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    raw_post_with(port, path, &headers, body).await
+}
+
+/// `raw_post` with any extra headers.
+pub(crate) async fn raw_post_with(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
     let (mut rd, mut wr) = stream.into_split();
@@ -121,8 +134,8 @@ async fn raw_post(port: u16, path: &str, token: Option<&str>, body: Vec<u8>) -> 
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
     // The write half is handed back, not dropped, when done: dropping it would half-close the

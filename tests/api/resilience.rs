@@ -113,7 +113,11 @@ async fn database_outage_answers_503_and_recovers(backend: Backend) {
     .await;
     held += 1;
     assert_eq!(booking["status"], "held");
-    expect_json(app.client.get(app.url("/readyz")).send().await.unwrap(), 200).await;
+    // Readiness is re-checked at most once a second.
+    eventually(Duration::from_secs(5), "readiness after the outage", || async {
+        (app.client.get(app.url("/readyz")).send().await.unwrap().status() == 200).then_some(())
+    })
+    .await;
     let (capacity, reserved, live) = app.counters(&id).await;
     assert_eq!((capacity, reserved, live), (20, held, held), "the failed write left something behind");
     assert_eq!(app.available(&id).await, 20 - held);
