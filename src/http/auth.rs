@@ -1,7 +1,15 @@
 //! Accounts and tokens: register, login, refresh (rotation with reuse detection), logout, me.
+//!
+//! Two ways to carry the refresh token. API clients get it in the JSON body and send it back
+//! in the body. The browser app asks for the cookie flow with the `X-Boxoffice-Session: cookie`
+//! header: the refresh token then travels only in an `HttpOnly`, `SameSite=Strict` cookie scoped
+//! to `/api/v1/auth` (`Secure` in production), so no script can read it and a reload keeps the
+//! session. Refresh and logout read that cookie only when the header is present: a cross-site
+//! form cannot set a header, so it cannot spend or revoke the cookie (CSRF).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -10,6 +18,7 @@ use uuid::Uuid;
 use super::extract::{AuthUser, Json};
 use super::{AppState, Error, Problem, Result};
 use crate::auth::{self, hash_refresh_token, new_refresh_token};
+use crate::config::Environment;
 use crate::domain::FieldErrors;
 use crate::domain::user::{Email, Password, Role};
 use crate::persistence::{RefreshTokenRow, StoreError, UserRow};
@@ -42,10 +51,18 @@ impl From<UserRow> for UserView {
     }
 }
 
+/// The request header that selects the browser's cookie flow (value `cookie`).
+pub const SESSION_HEADER: &str = "x-boxoffice-session";
+/// The refresh-token cookie and the only path it is sent to.
+pub const REFRESH_COOKIE: &str = "boxoffice_refresh";
+const COOKIE_PATH: &str = "/api/v1/auth";
+
 #[derive(Serialize, ToSchema)]
 pub struct TokenPair {
     access_token: String,
-    refresh_token: String,
+    /// Absent in the cookie flow (`X-Boxoffice-Session: cookie`): the token is in the cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     /// Always `Bearer`.
     token_type: &'static str,
     /// Seconds until the access token expires.
@@ -54,7 +71,59 @@ pub struct TokenPair {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshBody {
+    /// The JSON flow's refresh token; in the cookie flow leave it out (send `{}`).
     refresh_token: Option<String>,
+}
+
+/// Whether the request asks for the cookie flow.
+fn wants_cookie(headers: &HeaderMap) -> bool {
+    headers.get(SESSION_HEADER).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"))
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The refresh token of a refresh or logout: the body's, else (cookie flow only) the cookie's.
+fn presented_refresh_token(headers: &HeaderMap, body: RefreshBody) -> Result<Option<String>> {
+    if let Some(t) = body.refresh_token {
+        return Ok(Some(t));
+    }
+    match cookie_value(headers, REFRESH_COOKIE) {
+        Some(t) if wants_cookie(headers) => Ok(Some(t.to_owned())),
+        Some(_) => {
+            Err(Error::Forbidden("the session cookie is only accepted with the X-Boxoffice-Session: cookie header"))
+        }
+        None => Ok(None),
+    }
+}
+
+fn refresh_cookie(state: &AppState, token: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.config.env == Environment::Production { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{REFRESH_COOKIE}={token}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .expect("refresh tokens are URL-safe")
+}
+
+/// The token pair as the client asked for it: all in the body, or the refresh token moved into
+/// the cookie.
+fn token_response(state: &AppState, headers: &HeaderMap, mut pair: TokenPair) -> Response {
+    if !wants_cookie(headers) {
+        return Json(pair).into_response();
+    }
+    let token = pair.refresh_token.take().unwrap_or_default();
+    let cookie = refresh_cookie(state, &token, state.keys.refresh_ttl.as_secs());
+    let mut resp = Json(pair).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    resp
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
@@ -85,8 +154,9 @@ async fn register(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: the refresh token is set as an HttpOnly cookie instead of returned")),
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = Problem)))]
-async fn login(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<Json<TokenPair>> {
+async fn login(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<Credentials>) -> Result<Response> {
     let (Some(email), Some(password)) = (body.email, body.password) else { return Err(Error::InvalidCredentials) };
     let user = match Email::parse(&email) {
         Ok(e) => state.store.user_by_email(e.as_str()).await?,
@@ -96,7 +166,8 @@ async fn login(State(state): State<AppState>, Json(body): Json<Credentials>) -> 
         return Err(Error::InvalidCredentials);
     }
     let user = user.ok_or(Error::InvalidCredentials)?;
-    issue(&state, &user, Uuid::now_v7(), None).await.map(Json)
+    let pair = issue(&state, &user, Uuid::now_v7(), None).await?;
+    Ok(token_response(&state, &headers, pair))
 }
 
 /// Issues an access token and a refresh token of `family`; `rotating` is the spent token's id.
@@ -125,7 +196,7 @@ async fn issue(state: &AppState, user: &UserRow, family: Uuid, rotating: Option<
     }
     Ok(TokenPair {
         access_token: state.keys.issue_access(user.id, user.role)?,
-        refresh_token: token,
+        refresh_token: Some(token),
         token_type: "Bearer",
         expires_in: state.keys.access_ttl.as_secs(),
     })
@@ -156,23 +227,41 @@ async fn usable_refresh_token(state: &AppState, token: Option<String>) -> Result
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
-    responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
-async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<Json<TokenPair>> {
-    let row = usable_refresh_token(&state, body.refresh_token).await?;
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: use and rotate the refresh-token cookie")),
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem),
+        (status = 403, description = "the cookie was sent without the X-Boxoffice-Session header", body = Problem)))]
+async fn refresh(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<RefreshBody>) -> Result<Response> {
+    let row = usable_refresh_token(&state, presented_refresh_token(&headers, body)?).await?;
     let user = state
         .store
         .user_by_id(row.user_id)
         .await?
         .ok_or_else(|| Error::Unauthorized("account no longer exists".into()))?;
-    issue(&state, &user, row.family_id, Some(row.id)).await.map(Json)
+    let pair = issue(&state, &user, row.family_id, Some(row.id)).await?;
+    Ok(token_response(&state, &headers, pair))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
-    responses((status = 204, description = "the refresh token's session is revoked"), (status = 401, body = Problem)))]
-async fn logout(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<StatusCode> {
-    let row = usable_refresh_token(&state, body.refresh_token).await?;
-    state.store.revoke_refresh_family(row.family_id, crate::domain::now()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: revoke the cookie's session and clear the cookie")),
+    responses((status = 204, description = "the refresh token's session is revoked"), (status = 401, body = Problem),
+        (status = 403, description = "the cookie was sent without the X-Boxoffice-Session header", body = Problem)))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<RefreshBody>) -> Result<Response> {
+    let presented = presented_refresh_token(&headers, body)?;
+    let cookie_flow = wants_cookie(&headers);
+    // A cookie flow logout always clears the cookie, even when its session was already gone.
+    let outcome = usable_refresh_token(&state, presented).await;
+    if let Ok(row) = &outcome {
+        state.store.revoke_refresh_family(row.family_id, crate::domain::now()).await?;
+    }
+    let mut resp = match outcome {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) if cookie_flow => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => return Err(e),
+    };
+    if cookie_flow {
+        resp.headers_mut().insert(header::SET_COOKIE, refresh_cookie(&state, "", 0));
+    }
+    Ok(resp)
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),

@@ -26,4 +26,5 @@ mod process;
 mod resilience;
 mod saga_crash;
 mod tokens;
+mod web;
 mod worker_role;
