@@ -16,7 +16,8 @@ test("7a. every page passes axe-core (no serious or critical violations)", async
   test.setTimeout(300_000);
   allow(/404/); // the not-found page is visited on purpose
   const api = await Api.at(baseURL!);
-  const seated = await api.seatedEvent("Axe Symphony", 4, 12);
+  const title = `Axe Symphony ${Date.now() % 100_000}`;
+  const seated = await api.seatedEvent(title, 4, 12);
   const user = await api.user("axe");
   // Some seats held and sold, so the map shows every state.
   const other = await api.user("other");
@@ -30,7 +31,7 @@ test("7a. every page passes axe-core (no serious or critical violations)", async
   const h1 = (name: string | RegExp) => async (p: Page) => {
     await expect(p.getByRole("heading", { level: 1, name })).toBeVisible();
   };
-  await check(page, "/", async (p) => { await expect(p.getByRole("link", { name: "Axe Symphony" })).toBeVisible(); }, "list");
+  await check(page, "/", async (p) => { await expect(p.getByRole("link", { name: title })).toBeVisible(); }, "list");
   await check(page, "/login", h1("Log in"));
   await check(page, "/register", h1("Create an account"));
   await check(page, "/nowhere", h1("Page not found"));
@@ -53,7 +54,7 @@ test("7a. every page passes axe-core (no serious or critical violations)", async
 
   await page.getByRole("button", { name: "Log out" }).click();
   await loginUI(page, ADMIN_EMAIL, ADMIN_PASSWORD);
-  await check(page, "/admin", async (p) => { await expect(p.getByRole("link", { name: "Axe Symphony" })).toBeVisible(); }, "admin-overview");
+  await check(page, "/admin", async (p) => { await expect(p.getByRole("link", { name: title })).toBeVisible(); }, "admin-overview");
   await check(page, `/admin/events/${seated.id}`, async (p) => {
     await expect(p.locator(".stat").filter({ hasText: "Sold" }).locator("dd")).toHaveText("1");
   }, "admin-sales");

@@ -42,11 +42,11 @@ export default function AdminHome() {
             <thead>
               <tr>
                 <th scope="col">Event</th>
-                <th scope="col">Date</th>
+                <th scope="col" className="col-wide">Date</th>
                 <th scope="col" className="num">Capacity</th>
                 <th scope="col" className="num">Held or sold</th>
                 <th scope="col" className="num">Free</th>
-                <th scope="col">Price</th>
+                <th scope="col" className="col-wide">Price</th>
               </tr>
             </thead>
             <tbody>
@@ -55,11 +55,11 @@ export default function AdminHome() {
                   <th scope="row">
                     <Link to={`/admin/events/${e.id}`}>{e.title}</Link>
                   </th>
-                  <td>{when(e.starts_at)}</td>
+                  <td className="col-wide">{when(e.starts_at)}</td>
                   <td className="num">{e.capacity}</td>
                   <td className="num">{e.capacity - e.available}</td>
                   <td className="num">{e.available}</td>
-                  <td>{money(e.price_cents, e.currency)}</td>
+                  <td className="col-wide">{money(e.price_cents, e.currency)}</td>
                 </tr>
               ))}
             </tbody>

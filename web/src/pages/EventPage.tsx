@@ -220,8 +220,8 @@ function SeatedHold({ event }: { event: EventView }) {
             </p>
           )}
         </div>
-        <button type="button" className="btn btn-primary" disabled={busy || selected.size === 0}
-          onClick={() => void hold({ seats: [...selected] })}>
+        <button type="button" className="btn btn-primary" disabled={busy || (signedIn && selected.size === 0)}
+          onClick={() => void (selected.size ? hold({ seats: [...selected] }) : hold({ quantity: 1 }))}>
           {busy ? "Holding…" : signedIn ? `Hold ${selected.size || ""} ${selected.size === 1 ? "seat" : "seats"}`.replace("  ", " ") : "Log in to book"}
         </button>
       </div>
