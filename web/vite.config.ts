@@ -15,5 +15,7 @@ export default defineConfig({
     globals: true,
     setupFiles: ["./src/test-setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
+    // user-event tests take seconds on a busy 2-core machine.
+    testTimeout: 30_000,
   },
 });
