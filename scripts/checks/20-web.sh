@@ -62,8 +62,13 @@ printf '\n== web: bundle sizes (gzip)\n'
 node scripts/bundle-size.mjs || bad 1 "bundle size"
 
 cd "$root"
-step "engine binary" cargo build --locked --quiet --bin boxoffice
-bin=$root/target/debug/boxoffice
+# BOXOFFICE_BIN drives an engine binary built elsewhere; by default the debug build of this tree.
+if [[ -n "${BOXOFFICE_BIN:-}" ]]; then
+  bin=$BOXOFFICE_BIN
+else
+  step "engine binary" cargo build --locked --quiet --bin boxoffice
+  bin=$root/target/debug/boxoffice
+fi
 
 # Starts the engine; prints its base URL. $1 = name, $2 = DATABASE_URL, then extra VAR=value.
 start_engine() {

@@ -57,6 +57,6 @@ test("the event form's layout builder adds rows and sections and previews them",
   expect(within(preview).getAllByRole("checkbox")).toHaveLength(30);
   await user.click(screen.getByRole("button", { name: "Add a row to Stalls" }));
   await user.click(screen.getByRole("button", { name: "Add a section" }));
-  await waitFor(() => expect(within(preview).getAllByRole("checkbox")).toHaveLength(50));
+  await waitFor(() => expect(within(preview).getAllByRole("checkbox")).toHaveLength(50), { timeout: 10_000 });
   expect(screen.getByText("Preview (50 seats)")).toBeInTheDocument();
 });
