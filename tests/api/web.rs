@@ -133,7 +133,7 @@ async fn get(app: &TestApp, path: &str) -> reqwest::Response {
     app.client.get(app.url(path)).send().await.expect("GET")
 }
 
-fn header<'a>(resp: &'a reqwest::Response, name: reqwest::header::HeaderName) -> &'a str {
+fn header(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> &str {
     resp.headers().get(&name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header"))
 }
 
