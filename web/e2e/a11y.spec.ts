@@ -63,7 +63,8 @@ test("7a. every page passes axe-core (no serious or critical violations)", async
   await expectAccessible(page, "the layout builder");
   await snap(page, "admin-new-event");
   await check(page, `/admin/events/${ga.id}/edit`, h1(/^Edit /));
-  await check(page, "/admin/check-in", h1("Door check-in"));
+  await check(page, "/admin/check-in", async (p) => { await expect(p.getByLabel("Which event's door?")).toBeVisible(); });
+  await check(page, `/admin/events/${ga.id}/check-in`, async (p) => { await expect(p.getByText(ga.title)).toBeVisible(); });
   await page.getByLabel("Ticket code").fill(ticket.ticket_code);
   await page.getByRole("button", { name: "Check in" }).click();
   await expect(page.getByText("Admitted")).toBeVisible();

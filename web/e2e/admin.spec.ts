@@ -48,7 +48,8 @@ test("5. layout builder, a booking, and check-in at the door: admitted once, ref
   await expect(page.locator(".stat").filter({ hasText: "Sold" }).locator("dd")).toHaveText("1");
   await expect(page.locator(".stat").filter({ hasText: "Revenue" }).locator("dd")).toHaveText("$42.50");
 
-  await page.goto("/admin/check-in");
+  await page.goto(`/admin/events/${eventId}/check-in`);
+  await expect(page.getByText(title)).toBeVisible();
   await page.getByLabel("Ticket code").fill(code);
   await page.getByRole("button", { name: "Check in" }).click();
   await expect(page.getByText("Admitted")).toBeVisible();

@@ -51,6 +51,7 @@ export const router = createBrowserRouter([
       { path: "/admin/events/:id", element: authed(<AdminEventPage />, true) },
       { path: "/admin/events/:id/edit", element: authed(<EventForm />, true) },
       { path: "/admin/check-in", element: authed(<CheckInPage />, true) },
+      { path: "/admin/events/:id/check-in", element: authed(<CheckInPage />, true) },
       { path: "*", element: <NotFoundPage /> },
     ],
   },

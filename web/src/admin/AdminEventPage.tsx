@@ -60,7 +60,7 @@ export default function AdminEventPage() {
         <Link to={`/events/${e.id}`} className="btn btn-quiet">
           Buyer's page
         </Link>{" "}
-        <Link to="/admin/check-in" className="btn btn-quiet">
+        <Link to={`/admin/events/${e.id}/check-in`} className="btn btn-quiet">
           Door check-in
         </Link>
       </p>

@@ -1,16 +1,64 @@
 /**
- * The door: type a ticket code, or scan its QR code with the device camera (decoded in the page
- * with jsQR). The first scan admits; a second scan of the same code is clearly refused.
+ * The door of one event: type a ticket code, or scan its QR code with the device camera (decoded
+ * in the page with jsQR). The first scan admits; a second scan of the same code, or a ticket of
+ * another event, is clearly refused. Without an event in the address, the page asks which door.
  */
-import { useEffect, useRef, useState, type FormEvent } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { ApiError, messageOf } from "../api/problem";
-import { Field } from "../components/ui";
+import { Field, Loading, ProblemAlert, Skeleton } from "../components/ui";
 import { useTitle } from "../components/Layout";
+import { when } from "../lib/format";
 
 type Result = { ok: true; code: string; admission: Schemas["Admission"] } | { ok: false; code: string; error: unknown };
 
 export default function CheckInPage() {
+  const { id } = useParams();
+  return id ? <Door eventId={id} /> : <ChooseDoor />;
+}
+
+function ChooseDoor() {
+  useTitle("Door check-in");
+  const navigate = useNavigate();
+  const selectId = useId();
+  const events = useQuery({
+    queryKey: ["events", "door"],
+    queryFn: () => unwrap(api.GET("/api/v1/events", { params: { query: { limit: 100 } } })),
+  });
+  return (
+    <section>
+      <h1>Door check-in</h1>
+      <ProblemAlert error={events.error} />
+      {events.isPending ? (
+        <Loading label="Loading events">
+          <Skeleton lines={3} />
+        </Loading>
+      ) : (
+        <div className="field checkin-form">
+          <label htmlFor={selectId}>Which event's door?</label>
+          <select id={selectId} defaultValue="" onChange={(e) => e.target.value && navigate(`/admin/events/${e.target.value}/check-in`)}>
+            <option value="" disabled>
+              Choose an event
+            </option>
+            {events.data?.items.map((e) => (
+              <option key={e.id} value={e.id}>
+                {e.title} · {when(e.starts_at)}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Door({ eventId }: { eventId: string }) {
+  const event = useQuery({
+    queryKey: ["event", eventId],
+    queryFn: () => unwrap(api.GET("/api/v1/events/{id}", { params: { path: { id: eventId } } })),
+  });
   useTitle("Door check-in");
   const [code, setCode] = useState("");
   const [result, setResult] = useState<Result | null>(null);
@@ -23,7 +71,9 @@ export default function CheckInPage() {
     if (!c) return;
     setBusy(true);
     try {
-      const admission = await unwrap(api.POST("/api/v1/tickets/check-in", { body: { code: c } }));
+      const admission = await unwrap(
+        api.POST("/api/v1/events/{id}/check-in", { params: { path: { id: eventId } }, body: { code: c } }),
+      );
       setResult({ ok: true, code: c, admission });
     } catch (error) {
       setResult({ ok: false, code: c, error });
@@ -42,6 +92,16 @@ export default function CheckInPage() {
   return (
     <section>
       <h1>Door check-in</h1>
+      <p className="hint">
+        {event.data ? (
+          <>
+            <strong>{event.data.title}</strong> · {when(event.data.starts_at)} · {event.data.venue} ·{" "}
+            <Link to="/admin/check-in">another event</Link>
+          </>
+        ) : (
+          <span className="skeleton-inline" />
+        )}
+      </p>
       <form className="form checkin-form" onSubmit={onSubmit} noValidate>
         <Field ref={input} label="Ticket code" value={code} autoComplete="off" autoCapitalize="characters"
           onChange={(e) => setCode(e.target.value)}

@@ -84,6 +84,7 @@ export function EventFormBody({ existing }: { existing?: Schemas["EventView"] | 
   const [price, setPrice] = useState(existing ? (existing.price_cents / 100).toFixed(2) : "");
   const [currency, setCurrency] = useState(existing?.currency ?? "USD");
   const [maxPer, setMaxPer] = useState(String(existing?.max_per_booking ?? 10));
+  const [maxUser, setMaxUser] = useState(existing ? String(existing.max_per_user) : "");
   const [seated, setSeated] = useState(existing?.seated ?? false);
   const [capacity, setCapacity] = useState(existing ? String(existing.capacity) : "100");
   const [sections, setSections] = useState<SectionDraft[]>([
@@ -106,6 +107,7 @@ export function EventFormBody({ existing }: { existing?: Schemas["EventView"] | 
       price_cents: toCents(price),
       currency: currency.trim().toUpperCase(),
       max_per_booking: maxPer.trim() === "" ? undefined : Number(maxPer),
+      max_per_user: maxUser.trim() === "" ? undefined : Number(maxUser),
     };
     try {
       const saved = existing
@@ -132,7 +134,7 @@ export function EventFormBody({ existing }: { existing?: Schemas["EventView"] | 
     }
   };
 
-  const shown = ["title", "description", "venue", "starts_at", "price_cents", "currency", "max_per_booking", "capacity", "seat_map"];
+  const shown = ["title", "description", "venue", "starts_at", "price_cents", "currency", "max_per_booking", "max_per_user", "capacity", "seat_map"];
 
   return (
     <section>
@@ -160,6 +162,8 @@ export function EventFormBody({ existing }: { existing?: Schemas["EventView"] | 
             error={err("currency")} hint="Three letters, e.g. USD" />
           <Field label="Most places per booking" type="number" min={1} value={maxPer}
             onChange={(e) => setMaxPer(e.target.value)} error={err("max_per_booking")} />
+          <Field label="Most places per account" type="number" min={1} value={maxUser}
+            onChange={(e) => setMaxUser(e.target.value)} error={err("max_per_user")} hint="Empty: 20, or the capacity if smaller" />
         </div>
         {!existing && (
           <fieldset>

@@ -228,6 +228,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events/{id}/check-in": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["check_in"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events/{id}/seats": {
         parameters: {
             query?: never;
@@ -286,22 +302,6 @@ export interface paths {
         get: operations["get_payment"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/tickets/check-in": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["check_in"];
         delete?: never;
         options?: never;
         head?: never;
@@ -389,6 +389,12 @@ export interface components {
             /** Format: int64 */
             amount_cents: number;
             cancel_reason?: null | components["schemas"]["CancelReason"];
+            /**
+             * Format: date-time
+             * @description When the ticket was used at the door; null until then. A checked-in booking can no
+             *     longer be cancelled.
+             */
+            checked_in_at?: string | null;
             /** Format: date-time */
             created_at: string;
             currency: string;
@@ -418,7 +424,7 @@ export interface components {
         /** @enum {string} */
         CancelReason: "user" | "admin" | "payment_failed";
         CheckInRequest: {
-            /** @description The ticket code (printed and in the receipt's QR code). */
+            /** @description The ticket code (printed and in the receipt's QR code), 1 to 64 characters. */
             code: string;
         };
         CreateBooking: {
@@ -443,6 +449,12 @@ export interface components {
              * @description Defaults to 10 (never above capacity).
              */
             max_per_booking?: number | null;
+            /**
+             * Format: int64
+             * @description Seats one account may hold and buy for this event, across its bookings: 1 to the
+             *     capacity, default 20 (never above capacity). Beyond it a hold answers 409 `per_user_limit`.
+             */
+            max_per_user?: number | null;
             /** Format: int64 */
             price_cents?: number | null;
             seat_map?: null | components["schemas"]["SeatMapSpec"];
@@ -452,7 +464,10 @@ export interface components {
             venue?: string | null;
         };
         CreatePayment: {
-            /** @description For `card`: the provider's token (test values `tok_ok`, `tok_declined`, `tok_slow`, `tok_silent`). */
+            /**
+             * @description For `card`: the provider's token. The simulated provider's test tokens: `tok_ok` and
+             *     `tok_slow` succeed, `tok_silent` never answers, any other token is declined.
+             */
             card_token?: string | null;
             /** @description `card` or `mobile_money`. */
             method: string;
@@ -484,6 +499,11 @@ export interface components {
             id: string;
             /** Format: int64 */
             max_per_booking: number;
+            /**
+             * Format: int64
+             * @description Seats one account may hold and buy for this event, across its bookings.
+             */
+            max_per_user: number;
             /** Format: int64 */
             price_cents: number;
             seated: boolean;
@@ -614,6 +634,11 @@ export interface components {
             description?: string | null;
             /** Format: int64 */
             max_per_booking?: number | null;
+            /**
+             * Format: int64
+             * @description 1 to the capacity; lowering it takes no seats away, it refuses later holds.
+             */
+            max_per_user?: number | null;
             /** Format: int64 */
             price_cents?: number | null;
             /** @description Not changeable: a seat map is fixed once seats may be sold. */
@@ -912,7 +937,7 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
-            /** @description not_cancellable */
+            /** @description not_cancellable (already expired or cancelled), already_checked_in (the ticket was used at the door) or event_started */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1312,7 +1337,7 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
-            /** @description sold_out or seats_unavailable */
+            /** @description sold_out, seats_unavailable, or per_user_limit (the account holds or bought the event's max_per_user seats) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1322,6 +1347,91 @@ export interface operations {
                 };
             };
             /** @description validation_failed or idempotency_key_reused */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    check_in: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The event whose door this is */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckInRequest"];
+            };
+        };
+        responses: {
+            /** @description admitted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Admission"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such event, or no valid ticket with this code */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description already_checked_in, or wrong_event (the ticket is for another event; it stays unused) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1470,54 +1580,6 @@ export interface operations {
                 };
             };
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    check_in: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CheckInRequest"];
-            };
-        };
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Admission"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description already_checked_in */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };

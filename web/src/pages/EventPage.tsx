@@ -113,7 +113,7 @@ function useHold(event: EventView) {
 }
 
 function GeneralHold({ event }: { event: EventView }) {
-  const max = Math.max(1, Math.min(event.max_per_booking, event.available));
+  const max = Math.max(1, Math.min(event.max_per_booking, event.max_per_user, event.available));
   const [qty, setQty] = useState(1);
   const { hold, error, busy, signedIn } = useHold(event);
   const quantity = Math.min(qty, max);
@@ -164,7 +164,7 @@ function SeatedHold({ event }: { event: EventView }) {
     }
   }, [status, selected]);
 
-  const limit = event.max_per_booking;
+  const limit = Math.min(event.max_per_booking, event.max_per_user);
   const toggle = (id: string) => {
     setTaken([]);
     setSelected((s) => {
