@@ -104,7 +104,12 @@ async fn cookie_session_flow(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_cookies_are_secure() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.env = boxoffice::config::Environment::Production).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.env = boxoffice::config::Environment::Production;
+        // Production refuses the simulated provider unless told this is a staging system.
+        c.allow_simulated_payments = true;
+    })
+    .await;
     let user = app.new_user().await;
     let resp = app
         .client
