@@ -186,6 +186,9 @@ pub struct Config {
     /// First pause before retrying a failed notification, in milliseconds (doubles each time).
     #[arg(long, env = "NOTIFICATION_BACKOFF_MS", default_value_t = 500)]
     pub notification_backoff_ms: u64,
+    /// Folder of the built web app served at `/`; unset: `web/dist` when it exists.
+    #[arg(long, env = "WEB_DIR")]
+    pub web_dir: Option<String>,
 }
 
 /// Production refuses SQLite (a container's file system is not a durable store), and the
@@ -283,6 +286,7 @@ impl Default for Config {
             notification_workers: 2,
             notification_max_attempts: 5,
             notification_backoff_ms: 500,
+            web_dir: None,
         }
     }
 }

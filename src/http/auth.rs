@@ -1,8 +1,16 @@
 //! Accounts and tokens: register, login, refresh (rotation with reuse detection), logout, me.
 //! The session rules live in `accounts`; these handlers translate HTTP.
+//!
+//! Two ways to carry the refresh token. API clients get it in the JSON body and send it back
+//! in the body. The browser app asks for the cookie flow with the `X-Boxoffice-Session: cookie`
+//! header: the refresh token then travels only in an `HttpOnly`, `SameSite=Strict` cookie scoped
+//! to `/api/v1/auth` (`Secure` in production), so no script can read it and a reload keeps the
+//! session. Refresh and logout read that cookie only when the header is present: a cross-site
+//! form cannot set a header, so it cannot spend or revoke the cookie (CSRF).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -11,6 +19,7 @@ use uuid::Uuid;
 use super::extract::{AuthUser, Json, PeerAddr};
 use super::{AppState, Error, Problem, Result};
 use crate::accounts;
+use crate::config::Environment;
 use crate::domain::FieldErrors;
 use crate::domain::user::{Email, Password, Role};
 use crate::persistence::{StoreError, UserRow};
@@ -43,10 +52,18 @@ impl From<UserRow> for UserView {
     }
 }
 
+/// The request header that selects the browser's cookie flow (value `cookie`).
+pub const SESSION_HEADER: &str = "x-boxoffice-session";
+/// The refresh-token cookie and the only path it is sent to.
+pub const REFRESH_COOKIE: &str = "boxoffice_refresh";
+const COOKIE_PATH: &str = "/api/v1/auth";
+
 #[derive(Serialize, ToSchema)]
 pub struct TokenPair {
     access_token: String,
-    refresh_token: String,
+    /// Absent in the cookie flow (`X-Boxoffice-Session: cookie`): the token is in the cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
     /// Always `Bearer`.
     token_type: &'static str,
     /// Seconds until the access token expires.
@@ -55,7 +72,59 @@ pub struct TokenPair {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshBody {
+    /// The JSON flow's refresh token; in the cookie flow leave it out (send `{}`).
     refresh_token: Option<String>,
+}
+
+/// Whether the request asks for the cookie flow.
+fn wants_cookie(headers: &HeaderMap) -> bool {
+    headers.get(SESSION_HEADER).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cookie"))
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The refresh token of a refresh or logout: the body's, else (cookie flow only) the cookie's.
+fn presented_refresh_token(headers: &HeaderMap, body: RefreshBody) -> Result<Option<String>> {
+    if let Some(t) = body.refresh_token {
+        return Ok(Some(t));
+    }
+    match cookie_value(headers, REFRESH_COOKIE) {
+        Some(t) if wants_cookie(headers) => Ok(Some(t.to_owned())),
+        Some(_) => {
+            Err(Error::Forbidden("the session cookie is only accepted with the X-Boxoffice-Session: cookie header"))
+        }
+        None => Ok(None),
+    }
+}
+
+fn refresh_cookie(state: &AppState, token: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.config.env == Environment::Production { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{REFRESH_COOKIE}={token}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .expect("refresh tokens are URL-safe")
+}
+
+/// The token pair as the client asked for it: all in the body, or the refresh token moved into
+/// the cookie.
+fn token_response(state: &AppState, headers: &HeaderMap, mut pair: TokenPair) -> Response {
+    if !wants_cookie(headers) {
+        return Json(pair).into_response();
+    }
+    let token = pair.refresh_token.take().unwrap_or_default();
+    let cookie = refresh_cookie(state, &token, state.keys.refresh_ttl.as_secs());
+    let mut resp = Json(pair).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    resp
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
@@ -90,14 +159,16 @@ async fn register(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: the refresh token is set as an HttpOnly cookie instead of returned")),
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = Problem),
         (status = 429, description = "rate_limited: too many attempts from this address or for this e-mail (see Retry-After)", body = Problem),
         (status = 503, description = "password hashing is saturated; retry after Retry-After", body = Problem)))]
 async fn login(
     State(state): State<AppState>,
     PeerAddr(peer): PeerAddr,
+    headers: HeaderMap,
     Json(body): Json<Credentials>,
-) -> Result<Json<TokenPair>> {
+) -> Result<Response> {
     let (Some(email), Some(password)) = (body.email, body.password) else { return Err(Error::InvalidCredentials) };
     // Not an address at all: no account can match, and saying so quickly reveals nothing.
     let email = Email::parse(&email).map_err(|_| Error::InvalidCredentials)?;
@@ -109,14 +180,15 @@ async fn login(
         return Err(Error::InvalidCredentials);
     }
     let user = user.ok_or(Error::InvalidCredentials)?;
-    Ok(Json(accounts::open(&state.store, &state.keys, &user).await?.into()))
+    let pair = accounts::open(&state.store, &state.keys, &user).await?.into();
+    Ok(token_response(&state, &headers, pair))
 }
 
 impl From<accounts::Issued> for TokenPair {
     fn from(i: accounts::Issued) -> Self {
         Self {
             access_token: i.access_token,
-            refresh_token: i.refresh_token,
+            refresh_token: Some(i.refresh_token),
             token_type: "Bearer",
             expires_in: i.expires_in,
         }
@@ -128,18 +200,36 @@ fn required(token: Option<String>) -> Result<String> {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
-    responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
-async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<Json<TokenPair>> {
-    let token = required(body.refresh_token)?;
-    Ok(Json(accounts::refresh(&state.store, &state.keys, &token).await?.into()))
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: use and rotate the refresh-token cookie")),
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem),
+        (status = 403, description = "the cookie was sent without the X-Boxoffice-Session header", body = Problem)))]
+async fn refresh(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<RefreshBody>) -> Result<Response> {
+    let token = required(presented_refresh_token(&headers, body)?)?;
+    let pair = accounts::refresh(&state.store, &state.keys, &token).await?.into();
+    Ok(token_response(&state, &headers, pair))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
-    responses((status = 204, description = "the refresh token's session is ended: none of its refresh tokens works any more"), (status = 401, body = Problem)))]
-async fn logout(State(state): State<AppState>, Json(body): Json<RefreshBody>) -> Result<StatusCode> {
-    let token = required(body.refresh_token)?;
-    accounts::logout(&state.store, &token).await?;
-    Ok(StatusCode::NO_CONTENT)
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: end the cookie's session and clear the cookie")),
+    responses((status = 204, description = "the refresh token's session is ended: none of its refresh tokens works any more"), (status = 401, body = Problem),
+        (status = 403, description = "the cookie was sent without the X-Boxoffice-Session header", body = Problem)))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<RefreshBody>) -> Result<Response> {
+    let cookie_flow = wants_cookie(&headers);
+    let outcome = match required(presented_refresh_token(&headers, body)?) {
+        Ok(token) => accounts::logout(&state.store, &token).await.map_err(Error::from),
+        Err(e) => Err(e),
+    };
+    // A cookie-flow logout always clears the cookie, even when its session was already gone.
+    match outcome {
+        Ok(()) => {}
+        Err(_) if cookie_flow => {}
+        Err(e) => return Err(e),
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if cookie_flow {
+        resp.headers_mut().insert(header::SET_COOKIE, refresh_cookie(&state, "", 0));
+    }
+    Ok(resp)
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),

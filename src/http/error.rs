@@ -266,9 +266,10 @@ where
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let is_problem =
-        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    // Problem documents pass as they are, and so do the web app's own HTML pages (the page
+    // that says the app is not built is a 503 meant for a person).
+    let content_type = resp.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default();
+    if content_type.starts_with(PROBLEM_JSON.as_bytes()) || content_type.starts_with(b"text/html") {
         return resp;
     }
     let (code, title, detail) = match status {

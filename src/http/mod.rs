@@ -14,6 +14,7 @@ mod payments;
 mod serve;
 mod streams;
 mod tickets;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -199,10 +200,14 @@ pub fn app(state: AppState) -> App {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let cors = cors(&state.config.cors_origins);
 
+    let web = Arc::new(web::WebRoot::new(state.config.web_dir.as_deref()));
+
     let routes = Router::new()
         .merge(api)
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
-        .fallback(|| async { Error::NotFound("no such route") })
+        // Anything else: the web app (its files, or its index for a deep link), or a 404 problem
+        // under the API's paths.
+        .fallback(move |method: Method, uri: axum::http::Uri| async move { web.serve(method, uri).await })
         // Innermost first: each `Router::layer` wraps everything above it.
         .layer(middleware::from_fn(track))
         .layer(middleware::from_fn_with_state(state.clone(), limit::limit))
@@ -253,6 +258,7 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static(auth::SESSION_HEADER),
         ])
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))

@@ -31,4 +31,5 @@ mod resilience;
 mod saga_crash;
 mod sessions;
 mod tokens;
+mod web;
 mod worker_role;

@@ -1,0 +1,217 @@
+/**
+ * The door of one event: type a ticket code, or scan its QR code with the device camera (decoded
+ * in the page with jsQR). The first scan admits; a second scan of the same code, or a ticket of
+ * another event, is clearly refused. Without an event in the address, the page asks which door.
+ */
+import { useQuery } from "@tanstack/react-query";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { Link, useNavigate, useParams } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import { ApiError, messageOf } from "../api/problem";
+import { Field, Loading, ProblemAlert, Skeleton } from "../components/ui";
+import { useTitle } from "../components/Layout";
+import { when } from "../lib/format";
+
+type Result = { ok: true; code: string; admission: Schemas["Admission"] } | { ok: false; code: string; error: unknown };
+
+export default function CheckInPage() {
+  const { id } = useParams();
+  return id ? <Door eventId={id} /> : <ChooseDoor />;
+}
+
+function ChooseDoor() {
+  useTitle("Door check-in");
+  const navigate = useNavigate();
+  const selectId = useId();
+  const events = useQuery({
+    queryKey: ["events", "door"],
+    queryFn: () => unwrap(api.GET("/api/v1/events", { params: { query: { limit: 100 } } })),
+  });
+  return (
+    <section>
+      <h1>Door check-in</h1>
+      <ProblemAlert error={events.error} />
+      {events.isPending ? (
+        <Loading label="Loading events">
+          <Skeleton lines={3} />
+        </Loading>
+      ) : (
+        <div className="field checkin-form">
+          <label htmlFor={selectId}>Which event's door?</label>
+          <select id={selectId} defaultValue="" onChange={(e) => e.target.value && navigate(`/admin/events/${e.target.value}/check-in`)}>
+            <option value="" disabled>
+              Choose an event
+            </option>
+            {events.data?.items.map((e) => (
+              <option key={e.id} value={e.id}>
+                {e.title} · {when(e.starts_at)}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Door({ eventId }: { eventId: string }) {
+  const event = useQuery({
+    queryKey: ["event", eventId],
+    queryFn: () => unwrap(api.GET("/api/v1/events/{id}", { params: { path: { id: eventId } } })),
+  });
+  useTitle("Door check-in");
+  const [code, setCode] = useState("");
+  const [result, setResult] = useState<Result | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [scanning, setScanning] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+
+  const check = async (raw: string) => {
+    const c = raw.trim();
+    if (!c) return;
+    setBusy(true);
+    try {
+      const admission = await unwrap(
+        api.POST("/api/v1/events/{id}/check-in", { params: { path: { id: eventId } }, body: { code: c } }),
+      );
+      setResult({ ok: true, code: c, admission });
+    } catch (error) {
+      setResult({ ok: false, code: c, error });
+    } finally {
+      setBusy(false);
+      setCode("");
+      input.current?.focus();
+    }
+  };
+
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    void check(code);
+  };
+
+  return (
+    <section>
+      <h1>Door check-in</h1>
+      <p className="hint">
+        {event.data ? (
+          <>
+            <strong>{event.data.title}</strong> · {when(event.data.starts_at)} · {event.data.venue} ·{" "}
+            <Link to="/admin/check-in">another event</Link>
+          </>
+        ) : (
+          <span className="skeleton-inline" />
+        )}
+      </p>
+      <form className="form checkin-form" onSubmit={onSubmit} noValidate>
+        <Field ref={input} label="Ticket code" value={code} autoComplete="off" autoCapitalize="characters"
+          onChange={(e) => setCode(e.target.value)}
+          error={result && !result.ok && result.error instanceof ApiError ? result.error.field("code") : undefined} />
+        <div className="actions">
+          <button type="submit" className="btn btn-primary" disabled={busy || !code.trim()}>
+            {busy ? "Checking…" : "Check in"}
+          </button>
+          <button type="button" className="btn" onClick={() => setScanning((s) => !s)} aria-pressed={scanning}>
+            {scanning ? "Stop camera" : "Scan with camera"}
+          </button>
+        </div>
+      </form>
+      {scanning && (
+        <Scanner
+          onCode={(c) => {
+            setScanning(false);
+            void check(c);
+          }}
+        />
+      )}
+      <div aria-live="assertive" role="status">
+        {result && <Verdict result={result} />}
+      </div>
+    </section>
+  );
+}
+
+function Verdict({ result }: { result: Result }) {
+  if (result.ok) {
+    const a = result.admission;
+    return (
+      <div className="verdict verdict-ok">
+        <p className="verdict-title">
+          <span aria-hidden="true">✔</span> Admitted
+        </p>
+        <p>
+          Ticket {result.code}: {a.seats.length ? `seats ${a.seats.join(", ")}` : `${a.quantity} ${a.quantity === 1 ? "person" : "people"}`}.
+        </p>
+      </div>
+    );
+  }
+  const e = result.error;
+  const already = e instanceof ApiError && e.code === "already_checked_in";
+  return (
+    <div className="verdict verdict-refused">
+      <p className="verdict-title">
+        <span aria-hidden="true">✖</span> {already ? "Refused: already checked in" : "Refused"}
+      </p>
+      <p>
+        Ticket {result.code}: {messageOf(e)}
+      </p>
+    </div>
+  );
+}
+
+function Scanner({ onCode }: { onCode: (code: string) => void }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const [error, setError] = useState<string | null>(null);
+  const latest = useRef(onCode);
+  latest.current = onCode;
+  useEffect(() => {
+    let stream: MediaStream | null = null;
+    let frame = 0;
+    let stopped = false;
+    const canvas = document.createElement("canvas");
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    void (async () => {
+      try {
+        const { default: jsQR } = await import("jsqr");
+        stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+        if (stopped || !video.current) return;
+        video.current.srcObject = stream;
+        await video.current.play();
+        const scan = () => {
+          if (stopped) return;
+          const v = video.current;
+          if (v && ctx && v.videoWidth) {
+            canvas.width = v.videoWidth;
+            canvas.height = v.videoHeight;
+            ctx.drawImage(v, 0, 0);
+            const img = ctx.getImageData(0, 0, canvas.width, canvas.height);
+            const found = jsQR(img.data, img.width, img.height);
+            if (found?.data) {
+              latest.current(found.data);
+              return;
+            }
+          }
+          frame = requestAnimationFrame(scan);
+        };
+        scan();
+      } catch (e) {
+        setError(`The camera cannot be used: ${e instanceof Error ? e.message : String(e)}. Type the code instead.`);
+      }
+    })();
+    return () => {
+      stopped = true;
+      cancelAnimationFrame(frame);
+      stream?.getTracks().forEach((t) => t.stop());
+    };
+  }, []);
+  return (
+    <div className="scanner">
+      {error ? (
+        <p className="alert alert-error" role="alert">
+          {error}
+        </p>
+      ) : (
+        <video ref={video} muted playsInline aria-label="Camera view: hold the ticket's QR code in front of it" />
+      )}
+    </div>
+  );
+}
