@@ -44,7 +44,7 @@ start_engine() { # extra env as arguments
   dburl="${server%/*}/$db"
   export ADMIN_EMAIL=admin@load.test ADMIN_PASSWORD=load-test-admin-password
   env BIND_ADDR="127.0.0.1:$port" DATABASE_URL="$dburl" JWT_SECRET="load-test-secret-$(date +%s%N)-0123456789abcdef" \
-    RATE_LIMIT_PER_SEC=0 LOG_FORMAT=json RUST_LOG=warn DATABASE_MAX_CONNECTIONS=32 MAIL_OUTBOX_DIR="$results/outbox" "$@" \
+    RATE_LIMIT_PER_SEC=0 AUTH_RATE_LIMIT_PER_MIN=0 AUTH_ACCOUNT_RATE_LIMIT_PER_MIN=0 WEBHOOK_RATE_LIMIT_PER_SEC=0 LOG_FORMAT=json RUST_LOG=warn DATABASE_MAX_CONNECTIONS=32 MAIL_OUTBOX_DIR="$results/outbox" "$@" \
     ./target/release/boxoffice > "$results/engine.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
