@@ -340,9 +340,6 @@ impl Config {
                     Some(_) => {}
                 }
             }
-            if !self.database_url.starts_with("postgres") {
-                anyhow::bail!("DATABASE_URL must be a postgres:// url when BOXOFFICE_ENV=production");
-            }
             if self.admin_password.as_deref().is_some_and(|p| p.len() < 12) {
                 anyhow::bail!("ADMIN_PASSWORD must be at least 12 characters in production");
             }

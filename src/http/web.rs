@@ -50,7 +50,14 @@ impl WebRoot {
         if method != Method::GET && method != Method::HEAD {
             return Error::NotFound("no such route").into_response();
         }
-        let Some(dir) = &self.dir else { return missing_build(&self.wanted) };
+        let Some(dir) = &self.dir else {
+            // Without a build only the front door says so; any other path is an unknown route.
+            return if path == "/" || path == "/index.html" {
+                missing_build(&self.wanted)
+            } else {
+                Error::NotFound("no such route").into_response()
+            };
+        };
         let Some(relative) = safe_relative(path) else { return Error::NotFound("no such file").into_response() };
         if !relative.as_os_str().is_empty() {
             let file = dir.join(&relative);

@@ -196,6 +196,7 @@ async fn says_so_when_the_web_app_is_not_built() {
     assert!(header(&resp, CONTENT_TYPE).starts_with("text/html"));
     let body = resp.text().await.expect("body");
     assert!(body.contains("web app is not built") && body.contains("npm --prefix web"), "{body}");
-    // The engine works all the same.
+    // Other paths stay unknown routes, and the engine works all the same.
+    assert_eq!(get(&app, "/events/x").await.status(), 404);
     assert_eq!(get(&app, "/healthz").await.status(), 200);
 }
