@@ -64,6 +64,11 @@ if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else C
 echo "building the engine"
 cargo build --locked --bin boxoffice -q 2>&1 | tail -n 20
 BIN=$root/target/debug/boxoffice
+# The gateway check wants the engines to serve the web app: build it unless a build is there.
+if [[ ! -f "$root/web/dist/index.html" ]]; then
+  (cd "$root/web" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) >/dev/null
+fi
+export WEB_DIR=$root/web/dist
 [[ -x "$BIN" ]] || { fail "cargo build"; echo "deploy: $passed passed, $failed failed"; exit 1; }
 
 # ---- static checks ----------------------------------------------------------------------------

@@ -696,13 +696,31 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description rate_limited: too many attempts from this address or for this e-mail (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description password hashing is saturated; retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     logout: {
         parameters: {
             query?: never;
             header?: {
-                /** @description `cookie`: revoke the cookie's session and clear the cookie */
+                /** @description `cookie`: end the cookie's session and clear the cookie */
                 "X-Boxoffice-Session"?: string | null;
             };
             path?: never;
@@ -714,7 +732,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the refresh token's session is revoked */
+            /** @description the refresh token's session is ended: none of its refresh tokens works any more */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -841,6 +859,24 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many attempts from this address or for this e-mail (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description password hashing is saturated; retry after Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1062,7 +1098,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `status` events `{id, status}`: the current status, then each change */
+            /** @description `status` events `{id, status}`: the current status, then each change; ends after a final status (expired, cancelled), after a while without change, or at the latest after an hour */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1072,6 +1108,15 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description too many live streams (this client's or the server's); retry after Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1490,7 +1535,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `availability` events `{available, held, sold}` whenever they change */
+            /** @description `availability` events `{available, held, sold}` whenever they change; ends after a while without change or at the latest after an hour (reconnect) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1507,13 +1552,22 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description too many live streams (this client's or the server's); retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     webhook: {
         parameters: {
             query?: never;
             header: {
-                /** @description t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>"> */
+                /** @description t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">; at most 512 bytes and 4 v1 values */
                 "X-Signature": string;
             };
             path?: never;
@@ -1541,7 +1595,7 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
-            /** @description missing, malformed, stale or wrong signature */
+            /** @description missing, malformed, oversized, stale or wrong signature */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1551,6 +1605,24 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many webhook calls from this address (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description signature checking is saturated; retry after Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1637,6 +1709,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description the store and the broker answered (checked at most once a second) */
             200: {
                 headers: {
                     [name: string]: unknown;
