@@ -115,30 +115,24 @@ pub fn parse_capacity(errors: &mut FieldErrors, value: i64) -> u32 {
 
 /// `max_per_booking` defaults to 10 and may never exceed the capacity.
 pub fn parse_max_per_booking(errors: &mut FieldErrors, value: Option<i64>, capacity: u32) -> u32 {
-    match value {
-        None => DEFAULT_MAX_PER_BOOKING.min(capacity.max(1)),
-        Some(v) if v < 1 => {
-            errors.add("max_per_booking", "must be at least 1");
-            1
-        }
-        Some(v) if capacity > 0 && v > capacity as i64 => {
-            errors.add("max_per_booking", "must not exceed the capacity");
-            1
-        }
-        Some(v) => v as u32,
-    }
+    parse_limit(errors, "max_per_booking", value, DEFAULT_MAX_PER_BOOKING, capacity)
 }
 
 /// `max_per_user` defaults to 20 and, like `max_per_booking`, may never exceed the capacity.
 pub fn parse_max_per_user(errors: &mut FieldErrors, value: Option<i64>, capacity: u32) -> u32 {
+    parse_limit(errors, "max_per_user", value, DEFAULT_MAX_PER_USER, capacity)
+}
+
+/// A per-booking or per-user limit: at least 1, at most the capacity, `default` when absent.
+fn parse_limit(errors: &mut FieldErrors, field: &str, value: Option<i64>, default: u32, capacity: u32) -> u32 {
     match value {
-        None => DEFAULT_MAX_PER_USER.min(capacity.max(1)),
+        None => default.min(capacity.max(1)),
         Some(v) if v < 1 => {
-            errors.add("max_per_user", "must be at least 1");
+            errors.add(field, "must be at least 1");
             1
         }
         Some(v) if capacity > 0 && v > capacity as i64 => {
-            errors.add("max_per_user", "must not exceed the capacity");
+            errors.add(field, "must not exceed the capacity");
             1
         }
         Some(v) => v as u32,
