@@ -95,7 +95,7 @@ function Door({ eventId }: { eventId: string }) {
   return (
     <section>
       <h1>Door check-in</h1>
-      <p className="hint">
+      <p className="hint door-about">
         {event.data ? (
           <>
             <strong>{event.data.title}</strong> · {when(event.data.starts_at)} · {event.data.venue} ·{" "}
@@ -105,22 +105,27 @@ function Door({ eventId }: { eventId: string }) {
           <span className="skeleton-inline" />
         )}
       </p>
-      <form className="form checkin-form" onSubmit={onSubmit} noValidate>
-        <Field ref={input} label="Ticket code" value={code} autoComplete="off" autoCapitalize="characters"
-          onChange={(e) => setCode(e.target.value)}
-          error={result && !result.ok && result.error instanceof ApiError ? result.error.field("code") : undefined} />
-        <div className="actions">
-          <button type="submit" className="btn btn-primary" disabled={busy || !code.trim()}>
-            {busy ? "Checking…" : "Check in"}
-          </button>
-          <button type="button" className="btn" onClick={() => setScanning((s) => !s)} aria-pressed={scanning}>
-            {scanning ? "Stop camera" : "Scan with camera"}
-          </button>
+      {/* Phones: the form, the verdict, then the camera; wider screens: the camera beside them. */}
+      <div className="door">
+        <div className="door-desk">
+          <form className="form checkin-form" onSubmit={onSubmit} noValidate>
+            <Field ref={input} label="Ticket code" value={code} autoComplete="off" autoCapitalize="characters"
+              onChange={(e) => setCode(e.target.value)}
+              error={result && !result.ok && result.error instanceof ApiError ? result.error.field("code") : undefined} />
+            <div className="actions">
+              <button type="submit" className="btn btn-primary" disabled={busy || !code.trim()}>
+                {busy ? "Checking…" : "Check in"}
+              </button>
+              <button type="button" className="btn" onClick={() => setScanning((s) => !s)} aria-pressed={scanning}>
+                {scanning ? "Stop camera" : "Scan with camera"}
+              </button>
+            </div>
+          </form>
+          <div aria-live="assertive" role="status">
+            {result && <Verdict result={result} />}
+          </div>
         </div>
-      </form>
-      {scanning && <Scanner paused={busy} onCode={(c) => void check(c, false)} />}
-      <div aria-live="assertive" role="status">
-        {result && <Verdict result={result} />}
+        {scanning && <Scanner paused={busy} onCode={(c) => void check(c, false)} />}
       </div>
     </section>
   );
