@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use boxoffice::config::Config;
+use futures::TryStreamExt as _;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore as _, ObjectStoreExt as _};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -87,24 +91,32 @@ impl Moto {
         assert!(resp.status().is_success(), "create bucket: {}", resp.status());
     }
 
+    /// A signed client of the bucket (moto refuses anonymous reads of objects).
+    fn client(&self, bucket: &str) -> AmazonS3 {
+        AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .build()
+            .expect("an S3 client of moto")
+    }
+
     /// Every key in the bucket.
     async fn keys(&self, bucket: &str) -> Vec<String> {
-        let resp =
-            self.http.get(format!("{}/{bucket}?list-type=2", self.endpoint())).send().await.expect("list bucket");
-        assert!(resp.status().is_success(), "list bucket: {}", resp.status());
-        let xml = resp.text().await.expect("list body");
-        xml.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(str::to_owned).collect()
+        let listed: Vec<ObjectMeta> = self.client(bucket).list(None).try_collect().await.expect("list bucket");
+        listed.into_iter().map(|m| m.location.to_string()).collect()
     }
 
     async fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let resp = self.http.get(format!("{}/{bucket}/{key}", self.endpoint())).send().await.expect("get object");
-        assert_eq!(resp.status(), 200, "get {key}");
-        resp.bytes().await.expect("object bytes").to_vec()
+        let got = self.client(bucket).get(&ObjectPath::from(key)).await.unwrap_or_else(|e| panic!("get {key}: {e}"));
+        got.bytes().await.expect("object bytes").to_vec()
     }
 
     async fn delete(&self, bucket: &str, key: &str) {
-        let resp = self.http.delete(format!("{}/{bucket}/{key}", self.endpoint())).send().await.expect("delete");
-        assert!(resp.status().is_success(), "delete {key}: {}", resp.status());
+        self.client(bucket).delete(&ObjectPath::from(key)).await.unwrap_or_else(|e| panic!("delete {key}: {e}"));
     }
 }
 
