@@ -28,3 +28,14 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "receipts" {
     }
   }
 }
+
+# The web app fetches a receipt with fetch(), which follows the API's redirect to the presigned
+# URL: the bucket must let the app's origin read.
+resource "aws_s3_bucket_cors_configuration" "receipts" {
+  bucket = aws_s3_bucket.receipts.id
+  cors_rule {
+    allowed_methods = ["GET"]
+    allowed_origins = [var.public_base_url]
+    max_age_seconds = 3600
+  }
+}
