@@ -189,6 +189,41 @@ pub struct Config {
     /// Folder of the built web app served at `/`; unset: `web/dist` when it exists.
     #[arg(long, env = "WEB_DIR")]
     pub web_dir: Option<String>,
+    /// Folder of the stored receipt PDFs when S3_BUCKET is unset (shared by every process).
+    #[arg(long, env = "RECEIPTS_DIR", default_value = "data/receipts")]
+    pub receipts_dir: String,
+    /// S3 bucket of the stored receipts (under `receipts/`); unset: RECEIPTS_DIR.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000` (path-style; `http://` allowed only
+    /// here); unset: AWS.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Region of S3_BUCKET; unset: AWS_REGION, else `us-east-1`.
+    #[arg(long, env = "S3_REGION")]
+    pub s3_region: Option<String>,
+    /// AWS region (the SDKs' variable), used when S3_REGION is unset.
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// S3 access key; unset: the task role (container, web identity or instance credentials).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub aws_access_key_id: Option<String>,
+    /// S3 secret key, with AWS_ACCESS_KEY_ID.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<String>,
+    /// Session token of temporary credentials, with AWS_ACCESS_KEY_ID.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub aws_session_token: Option<String>,
+    /// Lifetime of the presigned receipt URLs a download redirects to (S3), in seconds.
+    #[arg(long, env = "RECEIPT_URL_TTL_SECS", default_value_t = 300)]
+    pub receipt_url_ttl_secs: u64,
+    /// Upper bound of one call to receipt storage, in milliseconds (then it counts as down).
+    #[arg(long, env = "RECEIPT_STORAGE_TIMEOUT_MS", default_value_t = 5000)]
+    pub receipt_storage_timeout_ms: u64,
+    /// First pause before storing a receipt again after a failure, in milliseconds (doubles,
+    /// up to a minute, 10 tries; after that a download renders and stores it).
+    #[arg(long, env = "RECEIPT_RETRY_MS", default_value_t = 1000)]
+    pub receipt_retry_ms: u64,
 }
 
 /// Production refuses SQLite (a container's file system is not a durable store), and the
@@ -287,6 +322,17 @@ impl Default for Config {
             notification_max_attempts: 5,
             notification_backoff_ms: 500,
             web_dir: None,
+            receipts_dir: "data/receipts".into(),
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: None,
+            aws_region: None,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
+            aws_session_token: None,
+            receipt_url_ttl_secs: 300,
+            receipt_storage_timeout_ms: 5000,
+            receipt_retry_ms: 1000,
         }
     }
 }
@@ -324,6 +370,24 @@ impl Config {
         }
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");
+        }
+        // S3 signs URLs for at most 7 days.
+        if !(1..=7 * 24 * 3600).contains(&self.receipt_url_ttl_secs) {
+            anyhow::bail!("RECEIPT_URL_TTL_SECS must be between 1 and 604800");
+        }
+        if self.receipt_storage_timeout_ms == 0 || self.receipt_retry_ms == 0 {
+            anyhow::bail!("RECEIPT_STORAGE_TIMEOUT_MS and RECEIPT_RETRY_MS must be at least 1");
+        }
+        if self.s3_bucket.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            anyhow::bail!("S3_BUCKET must not be empty (unset it to keep receipts in RECEIPTS_DIR)");
+        }
+        if let Some(e) = &self.s3_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            anyhow::bail!("S3_ENDPOINT must be an http:// or https:// URL");
+        }
+        if self.aws_access_key_id.is_some() != self.aws_secret_access_key.is_some() {
+            anyhow::bail!("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
         }
         if self.role != ProcessRole::All && self.amqp_url.is_none() {
             anyhow::bail!(
@@ -490,5 +554,9 @@ mod defaults_agree {
         assert_eq!(parsed.mail_from, d.mail_from);
         assert_eq!(parsed.allow_simulated_payments, d.allow_simulated_payments);
         assert_eq!(parsed.notification_max_attempts, d.notification_max_attempts);
+        assert_eq!(parsed.receipts_dir, d.receipts_dir);
+        assert_eq!(parsed.receipt_url_ttl_secs, d.receipt_url_ttl_secs);
+        assert_eq!(parsed.receipt_storage_timeout_ms, d.receipt_storage_timeout_ms);
+        assert_eq!(parsed.receipt_retry_ms, d.receipt_retry_ms);
     }
 }

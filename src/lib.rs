@@ -14,6 +14,7 @@ pub mod notify;
 pub mod payments;
 pub mod persistence;
 pub mod receipt;
+pub mod receipts;
 pub mod seed;
 pub mod service;
 pub mod startup;

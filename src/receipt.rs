@@ -457,6 +457,9 @@ mod tests {
         assert!(pdf.starts_with(b"%PDF-"));
         // Same input, same bytes: nothing time- or randomness-dependent leaks in.
         assert_eq!(pdf, render(&sample()).unwrap());
+        // Also on another thread (other hash seeds): a receipt rendered on demand equals the stored one.
+        let elsewhere = std::thread::spawn(|| render(&sample()).unwrap()).join().unwrap();
+        assert_eq!(pdf, elsewhere);
     }
 
     #[test]

@@ -23,11 +23,20 @@ use crate::payments::gateway::{GuardSettings, Guarded};
 use crate::payments::simulated::{SimulatedProvider, SimulatedSettings};
 use crate::payments::{PaymentSettings, Payments};
 use crate::persistence::Store;
+use crate::receipts::{ReceiptStorage, Receipts, RetrySettings};
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, config.database_max_connections).await?;
     store.migrate().await.map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot migrate the database: {e}"))?;
     Ok(store)
+}
+
+/// Receipt storage (a folder or S3) and the receipts kept there.
+fn receipts(config: &Config, store: &Store) -> anyhow::Result<Receipts> {
+    let storage = ReceiptStorage::from_config(config)?;
+    tracing::info!(storage = %storage.describe(), "receipt storage");
+    let retry = RetrySettings { first_pause: Duration::from_millis(config.receipt_retry_ms), attempts: 10 };
+    Ok(Receipts::new(storage, store.clone(), retry))
 }
 
 pub struct Application {
@@ -57,7 +66,12 @@ impl Background {
 }
 
 /// The notification pool of this process.
-async fn start_workers(config: &Config, store: &Store, bus: &Bus) -> anyhow::Result<ActorRef<PoolMsg>> {
+async fn start_workers(
+    config: &Config,
+    store: &Store,
+    bus: &Bus,
+    receipts: &Receipts,
+) -> anyhow::Result<ActorRef<PoolMsg>> {
     let mailer = Mailer::new(config.smtp_url.as_deref(), Path::new(&config.mail_outbox_dir), &config.mail_from)
         .map_err(|e| anyhow::anyhow!("SMTP_URL / MAIL_FROM / MAIL_OUTBOX_DIR: {e}"))?;
     tracing::info!(mail = %mailer.describe(), bus = %bus.describe(), workers = config.notification_workers,
@@ -73,6 +87,7 @@ async fn start_workers(config: &Config, store: &Store, bus: &Bus) -> anyhow::Res
             backoff: Duration::from_millis(config.notification_backoff_ms),
             consumer_tag: format!("{}-{}", hostname(), std::process::id()),
         },
+        receipts: receipts.clone(),
     };
     let (pool, _) = Actor::spawn(None, NotificationSupervisor, ctx).await?;
     Ok(pool)
@@ -183,13 +198,14 @@ impl Application {
             (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500)),
         )
         .await?;
+        let receipts = receipts(&config, &store)?;
         let workers = match config.role {
-            ProcessRole::All => Some(start_workers(&config, &store, &bus).await?),
+            ProcessRole::All => Some(start_workers(&config, &store, &bus, &receipts).await?),
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
         let background = Background { relay: Some(relay), workers, sampler };
-        let services = Services { payments, bus, webhook_secret };
+        let services = Services { payments, bus, webhook_secret, receipts };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port, background })
@@ -236,7 +252,8 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Sen
     config.validate()?;
     let store = connect_store(&config).await?;
     let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
-    let workers = start_workers(&config, &store, &bus).await?;
+    let receipts = receipts(&config, &store)?;
+    let workers = start_workers(&config, &store, &bus, &receipts).await?;
     let metrics = crate::telemetry::metrics_handle();
     let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
     let app = axum::Router::new()

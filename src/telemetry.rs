@@ -105,6 +105,13 @@ fn describe() {
     for outcome in ["sent", "duplicate", "retried", "dead_lettered"] {
         counter!("boxoffice_notifications_total", "outcome" => outcome).increment(0);
     }
+    describe_counter!(
+        crate::receipts::METRIC,
+        "Receipt PDFs by outcome (stored, store_failed per failed attempt, rendered_on_demand for a download)"
+    );
+    for outcome in crate::receipts::OUTCOMES {
+        counter!(crate::receipts::METRIC, "outcome" => outcome).increment(0);
+    }
     describe_gauge!("boxoffice_broker_up", "1 while the message broker answers (always 1 in process)");
     gauge!("boxoffice_broker_up").increment(0.0);
     describe_gauge!("boxoffice_dead_letters", "Messages waiting in the dead-letter queue (sampled)");

@@ -50,10 +50,23 @@ resource "aws_iam_role_policy" "read_secrets" {
   policy = data.aws_iam_policy_document.read_secrets.json
 }
 
-# The engine's own role: it calls no AWS API.
+# The engine's own role: it reads and writes receipts in their bucket, nothing else.
 resource "aws_iam_role" "task" {
   name               = "${local.name}-task"
   assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
+}
+
+data "aws_iam_policy_document" "receipts" {
+  statement {
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.receipts.arn}/receipts/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "receipts" {
+  name   = "receipts"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.receipts.json
 }
 
 resource "aws_ecs_task_definition" "engine" {

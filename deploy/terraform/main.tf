@@ -17,6 +17,8 @@ locals {
       CORS_ORIGINS             = var.public_base_url
       PAYMENT_WEBHOOK_URL      = "${var.public_base_url}/api/v1/payments/webhook"
       MAIL_OUTBOX_DIR          = "/tmp/outbox"
+      S3_BUCKET                = aws_s3_bucket.receipts.bucket
+      S3_REGION                = var.region
     }
     worker = {
       BOXOFFICE_ENV            = "production"
@@ -26,6 +28,8 @@ locals {
       LOG_FORMAT               = "json"
       NOTIFICATION_WORKERS     = "4"
       MAIL_OUTBOX_DIR          = "/tmp/outbox"
+      S3_BUCKET                = aws_s3_bucket.receipts.bucket
+      S3_REGION                = var.region
     }
   }
 

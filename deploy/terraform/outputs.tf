@@ -49,3 +49,8 @@ output "secret_arns" {
     SMTP_URL               = aws_secretsmanager_secret.smtp_url.arn
   }
 }
+
+output "receipts_bucket" {
+  description = "S3 bucket of the stored receipt PDFs (S3_BUCKET of both roles)."
+  value       = aws_s3_bucket.receipts.bucket
+}

@@ -221,6 +221,7 @@ impl From<crate::service::Error> for Error {
             S::Booking(e) => e.into(),
             S::Store(e) => e.into(),
             S::NotFound(what) => Error::NotFound(what),
+            S::NotConfirmed => Error::conflict("not_confirmed", "only confirmed bookings have a receipt"),
             S::PaymentsUnavailable { retry_in } => Error::Unavailable(format!(
                 "the payment provider is unavailable; retry in {} s (holds are kept meanwhile)",
                 retry_in.as_secs().max(1)

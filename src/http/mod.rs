@@ -85,6 +85,7 @@ pub struct Services {
     pub payments: Payments,
     pub bus: Bus,
     pub webhook_secret: Vec<u8>,
+    pub receipts: crate::receipts::Receipts,
 }
 
 impl std::ops::Deref for AppState {
@@ -116,8 +117,8 @@ impl AppState {
         // retries a 503, and the saga polls the provider meanwhile).
         let webhook_cpu = CpuPool::new("webhook_mac", 0, Duration::from_secs(2));
         let streams = streams::StreamGate::new(&config);
-        let Services { payments, bus, webhook_secret } = services;
-        let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone());
+        let Services { payments, bus, webhook_secret, receipts } = services;
+        let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone(), receipts);
         Self(Arc::new(Shared {
             office,
             store,

@@ -14,12 +14,11 @@ use uuid::Uuid;
 
 use super::extract::{AuthUser, IdempotencyKey, Json, Path, RequestId};
 use super::{AppState, Error, Problem, Result};
-use crate::domain::booking::BookingStatus;
 use crate::domain::ids::{BookingId, PaymentId};
 use crate::domain::payment::{Outcome, PaymentMethod, PaymentStatus};
-use crate::notify::{BookingFacts, FactsError};
 use crate::payments::signature;
 use crate::persistence::PaymentRow;
+use crate::receipts::ReceiptFile;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -185,32 +184,29 @@ async fn webhook(
 
 #[utoipa::path(get, path = "/api/v1/bookings/{id}/receipt.pdf", tag = "payments", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
+    description = "The receipt stored when the booking was confirmed (rendered again if it is missing). With \
+        S3 storage the answer is a redirect to a short-lived presigned URL of the stored PDF.",
     responses((status = 200, description = "the receipt", content_type = "application/pdf"),
+        (status = 302, description = "S3 storage: the stored receipt is at the presigned URL in `Location`",
+            headers(("Location" = String, description = "presigned URL of the PDF, valid for RECEIPT_URL_TTL_SECS"))),
         (status = 404, body = Problem), (status = 409, description = "not_confirmed", body = Problem)))]
 async fn receipt(State(state): State<AppState>, AuthUser(p): AuthUser, Path(id): Path<Uuid>) -> Result<Response> {
-    let booking = state.office.visible_booking(&p, BookingId(id)).await?;
-    if booking.status != BookingStatus::Confirmed {
-        return Err(Error::conflict("not_confirmed", "only confirmed bookings have a receipt"));
-    }
-    let facts = BookingFacts::load(&state.store, booking).await.map_err(facts_error)?;
-    let receipt = facts
-        .receipt(&state.store)
-        .await
-        .map_err(facts_error)?
-        .ok_or_else(|| Error::conflict("not_confirmed", "only confirmed bookings have a receipt"))?;
-    let pdf = crate::notify::render_receipt(receipt).await?;
-    let disposition = format!("inline; filename=\"receipt-{id}.pdf\"");
-    let mut resp = (StatusCode::OK, pdf).into_response();
+    let file = state.office.receipt(&p, BookingId(id)).await?;
+    let mut resp = match file {
+        ReceiptFile::Redirect(url) => {
+            let location =
+                HeaderValue::from_str(&url).map_err(|e| Error::Internal(anyhow::anyhow!("receipt url: {e}")))?;
+            let mut resp = StatusCode::FOUND.into_response();
+            resp.headers_mut().insert(header::LOCATION, location);
+            // The URL expires soon: nobody may keep this answer.
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return Ok(resp);
+        }
+        ReceiptFile::Pdf(pdf) => (StatusCode::OK, pdf).into_response(),
+    };
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"receipt-{id}.pdf\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
-}
-
-fn facts_error(e: FactsError) -> Error {
-    match e {
-        FactsError::Store(e) => e.into(),
-        FactsError::Missing(what) => Error::Internal(anyhow::anyhow!("receipt: {what} missing")),
-    }
 }

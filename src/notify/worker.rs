@@ -19,6 +19,7 @@ use super::{BookingFacts, FactsError, templates};
 use crate::bus::{Bus, BusMessage, Delivery, amqp};
 use crate::domain::ids::BookingId;
 use crate::persistence::{DeliveryClaim, Store};
+use crate::receipts::ReceiptError;
 
 #[derive(Clone)]
 pub struct WorkerSettings {
@@ -39,6 +40,7 @@ pub struct NotifyCtx {
     pub bus: Bus,
     pub mailer: Arc<Mailer>,
     pub settings: WorkerSettings,
+    pub receipts: crate::receipts::Receipts,
 }
 
 /// Why a message was not sent.
@@ -116,8 +118,11 @@ async fn send(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> 
     let mut attachments = Vec::new();
     let rendered = match m.topic.as_str() {
         "booking.confirmed" => {
-            let receipt = facts.receipt(store).await?.ok_or(FactsError::Missing("ticket code"))?;
-            let pdf = super::render_receipt(receipt).await.map_err(|e| Failure::Permanent(e.to_string()))?;
+            // Rendered and stored once here (or read back if stored before); storage never fails this.
+            let pdf = ctx.receipts.at_confirmation(&facts).await.map_err(|e| match e {
+                ReceiptError::Render(e) => Failure::Permanent(e.to_string()),
+                other => Failure::Transient(other.to_string()),
+            })?;
             attachments.push(Attachment {
                 filename: format!("receipt-{}.pdf", facts.booking.id),
                 content_type: "application/pdf".into(),

@@ -6,6 +6,7 @@
 mod bookings;
 mod events;
 mod payments;
+mod receipts;
 mod tickets;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::actors::{BookingError, Registry};
 use crate::clock::Clock;
 use crate::payments::Payments;
 use crate::persistence::{Store, StoreError};
+use crate::receipts::Receipts;
 
 /// What a use case answers instead of its result.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,9 @@ pub enum Error {
     /// The thing does not exist, or is not the caller's to see.
     #[error("{0}")]
     NotFound(&'static str),
+    /// Only confirmed bookings have a receipt.
+    #[error("only confirmed bookings have a receipt")]
+    NotConfirmed,
     /// The payment provider's circuit is open: new payments are refused for a while.
     #[error("the payment provider is unavailable")]
     PaymentsUnavailable { retry_in: Duration },
@@ -43,12 +48,13 @@ pub struct BoxOffice {
     store: Store,
     registry: Registry,
     payments: Payments,
+    receipts: Receipts,
     clock: Clock,
 }
 
 impl BoxOffice {
-    pub fn new(store: Store, registry: Registry, payments: Payments) -> Self {
+    pub fn new(store: Store, registry: Registry, payments: Payments, receipts: Receipts) -> Self {
         let clock = registry.settings().clock.clone();
-        Self { store, registry, payments, clock }
+        Self { store, registry, payments, receipts, clock }
     }
 }

@@ -322,6 +322,8 @@ impl TestApp {
         let mail_dir = tempfile::tempdir().expect("mail folder");
         let mut config = test_config(&db);
         config.mail_outbox_dir = mail_dir.path().display().to_string();
+        // Receipts (a local folder unless the test names a bucket) go with the test's e-mails.
+        config.receipts_dir = mail_dir.path().join("receipts").display().to_string();
         tweak(&mut config);
         let kept = config.clone();
         let app = Application::build_with_clock(config, clock)

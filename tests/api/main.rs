@@ -26,6 +26,7 @@ mod ops;
 mod payments;
 mod pdf;
 mod process;
+mod receipts;
 mod relay;
 mod resilience;
 mod saga_crash;

@@ -155,6 +155,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description The receipt stored when the booking was confirmed (rendered again if it is missing). With S3 storage the answer is a redirect to a short-lived presigned URL of the stored PDF. */
         get: operations["receipt"];
         put?: never;
         post?: never;
@@ -1067,6 +1068,15 @@ export interface operations {
                 content: {
                     "application/pdf": unknown;
                 };
+            };
+            /** @description S3 storage: the stored receipt is at the presigned URL in `Location` */
+            302: {
+                headers: {
+                    /** @description presigned URL of the PDF, valid for RECEIPT_URL_TTL_SECS */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             404: {
                 headers: {
