@@ -64,7 +64,9 @@ pub enum EventMsg {
     /// Time to renew this node's lease on the event.
     RenewLease,
     /// The renewal's outcome: `Ok(false)` if another node took the event.
-    LeaseRenewed { result: Result<bool, String> },
+    LeaseRenewed {
+        result: Result<bool, String>,
+    },
     /// Makes the actor fail, to exercise its supervisor.
     #[cfg(test)]
     Crash,
@@ -135,8 +137,11 @@ fn unavailable(e: impl std::fmt::Display) -> BookingError {
 
 impl EventState {
     fn publish(&self) {
-        let snapshot =
-            Snapshot { counts: self.inv.counts(), seat_map: self.inv.seat_map().cloned(), seats: self.inv.seat_states() };
+        let snapshot = Snapshot {
+            counts: self.inv.counts(),
+            seat_map: self.inv.seat_map().cloned(),
+            seats: self.inv.seat_states(),
+        };
         self.ctx.hub.owner_published(self.event.id, &snapshot);
         self.snapshot.send_replace(snapshot);
     }
@@ -619,7 +624,8 @@ impl Actor for EventActor {
         let initial = Snapshot { counts: inv.counts(), seat_map: inv.seat_map().cloned(), seats: inv.seat_states() };
         let snapshot = ctx.hub.owner_attached(id, initial);
         let ticker = myself.send_interval(ctx.settings.tick, || EventMsg::Tick);
-        let renewer = myself.send_interval((ctx.settings.lease / 3).max(Duration::from_millis(10)), || EventMsg::RenewLease);
+        let renewer =
+            myself.send_interval((ctx.settings.lease / 3).max(Duration::from_millis(10)), || EventMsg::RenewLease);
         metrics::gauge!("boxoffice_event_actors").increment(1.0);
         tracing::info!(event_id = %id, epoch = event.owner_epoch, live = inv.live_bookings(), "event actor started");
         Ok(EventState {

@@ -59,7 +59,12 @@ fn same(a: &Snapshot, b: &Snapshot) -> bool {
 impl SnapshotHub {
     pub fn new(store: Store, refresh: Duration) -> Self {
         let (bridge, _) = broadcast::channel(1024);
-        Self(Arc::new(Inner { channels: DashMap::new(), store, refresh: refresh.max(Duration::from_millis(10)), bridge }))
+        Self(Arc::new(Inner {
+            channels: DashMap::new(),
+            store,
+            refresh: refresh.max(Duration::from_millis(10)),
+            bridge,
+        }))
     }
 
     /// A local actor took `event`: it publishes through the returned sender from now on.

@@ -86,13 +86,22 @@ pub struct Inbound {
 #[error("the owner did not answer: {0}")]
 pub struct Unanswered(String);
 
+/// A lease holder as read at a moment.
+type Seen = Option<(Option<LeaseHolder>, std::time::Instant)>;
+
 struct Inner {
     settings: ClusterSettings,
     store: Store,
     registry: Registry,
     clock: Clock,
     client: reqwest::Client,
+    /// Lease holders read recently, one look-up at a time per event: a crowd arriving for an
+    /// event this node does not run asks the store once, not once per request.
+    holders: dashmap::DashMap<EventId, Arc<tokio::sync::Mutex<Seen>>>,
 }
+
+/// How long a lease holder read from the store is reused for routing.
+const HOLDER_TTL: Duration = Duration::from_millis(250);
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -110,7 +119,7 @@ impl Cluster {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
         let clock = registry.settings().clock.clone();
-        Ok(Self(Arc::new(Inner { settings, store, registry, clock, client })))
+        Ok(Self(Arc::new(Inner { settings, store, registry, clock, client, holders: dashmap::DashMap::new() })))
     }
 
     pub fn node_id(&self) -> &str {
@@ -128,6 +137,9 @@ impl Cluster {
                 if let Err(e) = me.0.store.register_node(&me.0.settings.node_id, &me.0.settings.addr, now).await {
                     tracing::warn!(error = %e, "node heartbeat not written");
                 }
+                me.0.holders.retain(|_, seen| {
+                    seen.try_lock().map(|s| s.as_ref().is_some_and(|(_, at)| at.elapsed() < HOLDER_TTL)).unwrap_or(true)
+                });
                 match me.0.registry.recover().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(events = n, "took over events with holds whose owner is gone"),
@@ -158,11 +170,19 @@ impl Cluster {
         if self.0.registry.runs(event) {
             return Route::Local;
         }
+        let seen = self.0.holders.entry(event).or_default().clone();
+        let mut seen = seen.lock().await;
+        if let Some((holder, at)) = seen.as_ref()
+            && at.elapsed() < HOLDER_TTL
+        {
+            return self.route_to(holder.clone());
+        }
         let holder = match self.0.store.lease_holder(event).await {
             Ok(h) => h,
             // The store decides when the actor starts; let it answer.
             Err(_) => return Route::Local,
         };
+        *seen = Some((holder.clone(), std::time::Instant::now()));
         self.route_to(holder)
     }
 
@@ -189,6 +209,7 @@ impl Cluster {
     /// After a forward to the owner failed: take the event over if its lease ran out (or it
     /// was given up), else answer 503 until it does.
     pub async fn after_failed_forward(&self, event: EventId) -> Route {
+        self.0.holders.remove(&event);
         match self.0.store.lease_holder(event).await {
             Ok(holder) => match self.route_to(holder) {
                 Route::Forward { node, .. } => {

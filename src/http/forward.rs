@@ -86,7 +86,8 @@ pub async fn forward(State(state): State<AppState>, mut req: Request, next: Next
     };
     let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    let out = Outbound { method: parts.method.clone(), path, headers: parts.headers.clone(), client, body: body.clone() };
+    let out =
+        Outbound { method: parts.method.clone(), path, headers: parts.headers.clone(), client, body: body.clone() };
     match cluster.forward(&addr, out).await {
         Ok(answer) => {
             tracing::debug!(event_id = %event, node = %node, status = answer.status.as_u16(), "write forwarded");

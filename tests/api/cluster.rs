@@ -186,8 +186,8 @@ async fn reads_on_another_node_never_take_the_event(backend: Backend) {
     // B's readers see A's holds: the stream (refreshed from the store), the seat map, the detail.
     let seen = stream_until(stream, Duration::from_secs(10), |v| v["held"] == 21).await;
     assert_eq!(seen["available"], 19);
-    let seats = expect_json(f.client.get(format!("{}{API}/events/{event}/seats", b.base)).send().await.unwrap(), 200)
-        .await;
+    let seats =
+        expect_json(f.client.get(format!("{}{API}/events/{event}/seats", b.base)).send().await.unwrap(), 200).await;
     let held = seats["sections"][0]["rows"]
         .as_array()
         .unwrap()
@@ -265,7 +265,8 @@ async fn writes_sent_to_another_node_are_forwarded_to_the_owner(backend: Backend
 
 /// The outcome of one hold in a rush.
 enum Outcome {
-    Held(Uuid),
+    /// Acknowledged, by the node asked, at that moment.
+    Held(Uuid, String, Instant),
     Refused(u16, bool),
     /// No answer: the node died with the request in flight.
     Unknown,
@@ -307,7 +308,11 @@ async fn killed_owner_is_replaced_within_a_lease(backend: Backend) {
                             let status = resp.status().as_u16();
                             let retry = resp.headers().contains_key("retry-after");
                             let body: Value = resp.json().await.unwrap_or(Value::Null);
-                            if status == 201 { Outcome::Held(uuid_of(&body["id"])) } else { Outcome::Refused(status, retry) }
+                            if status == 201 {
+                                Outcome::Held(uuid_of(&body["id"]), base, Instant::now())
+                            } else {
+                                Outcome::Refused(status, retry)
+                            }
                         }
                         Err(_) => Outcome::Unknown,
                     }
@@ -328,11 +333,18 @@ async fn killed_owner_is_replaced_within_a_lease(backend: Backend) {
     outcomes.extend(on_a.into_iter().chain(on_b));
 
     // B serves the event again within about a lease; meanwhile only 503 with Retry-After.
-    let mut served_after = None;
+    let mut served_after = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Held(_, base, at) if *base == b.base && *at > killed => Some(at.duration_since(killed)),
+            _ => None,
+        })
+        .min();
     let mut i = 2000;
     while killed.elapsed() < Duration::from_secs(LEASE_SECS * 4 + 5) {
         i += 1;
-        let (status, body, retry) = f.hold(&b.base, i, &event, json!({"quantity": 1}), Some(&format!("after-{i}"))).await;
+        let (status, body, retry) =
+            f.hold(&b.base, i, &event, json!({"quantity": 1}), Some(&format!("after-{i}"))).await;
         match status {
             201 => {
                 acknowledged.insert(uuid_of(&body["id"]));
@@ -351,14 +363,14 @@ async fn killed_owner_is_replaced_within_a_lease(backend: Backend) {
     let served_after = served_after.expect("B never served the event after A died");
     eprintln!("killed owner: another node served the event after {served_after:?}");
     assert!(
-        served_after <= Duration::from_secs(LEASE_SECS + 3),
+        served_after <= Duration::from_secs(LEASE_SECS * 2),
         "the event moved after {served_after:?}, lease {LEASE_SECS} s"
     );
     assert_eq!(f.owner(&event).await.as_deref(), Some("node-b"));
 
     for o in outcomes {
         match o {
-            Outcome::Held(id) => assert!(acknowledged.insert(id), "booking given twice"),
+            Outcome::Held(id, ..) => assert!(acknowledged.insert(id), "booking given twice"),
             Outcome::Refused(503, true) | Outcome::Unknown => {}
             Outcome::Refused(status, retry) => panic!("in the rush a hold answered {status} (Retry-After: {retry})"),
         }

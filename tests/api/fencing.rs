@@ -98,8 +98,10 @@ async fn stale_owner_is_fenced(backend: Backend) {
     tally.check(&a, &id).await;
 
     // A's lease runs out (as if A had paused): B takes the event over at its next write.
-    pool.execute(&format!("UPDATE event_leases SET lease_until = lease_until - INTERVAL '1 hour' WHERE event_id = '{id}'"))
-        .await;
+    pool.execute(&format!(
+        "UPDATE event_leases SET lease_until = lease_until - INTERVAL '1 hour' WHERE event_id = '{id}'"
+    ))
+    .await;
     assert_eq!(tally.hold(&b, &t(2), &id, false).await, 201, "B takes over an expired lease");
     assert_eq!(a.store().event(eid).await.unwrap().unwrap().owner_epoch, epoch + 1);
 
