@@ -122,11 +122,12 @@ async fn engine(url: &str, claimers: usize, secs: f64) -> anyhow::Result<Run> {
         idle_timeout: Duration::from_secs(3600),
         call_timeout: Duration::from_secs(30),
         node_id: "bench".into(),
+        lease: Duration::from_secs(10),
         payment_grace: Duration::from_secs(30),
         clock: boxoffice::clock::Clock::system(),
         pipeline_depth: std::env::var("BENCH_PIPELINE").ok().and_then(|s| s.parse().ok()).unwrap_or(0),
     };
-    let registry = Registry::start(store.clone(), settings).await?;
+    let registry = Registry::start(store.clone(), settings, Duration::from_secs(1)).await?;
     registry.snapshot_started(event).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let registry_for_claims = registry.clone();
     let claim = move || {

@@ -113,11 +113,12 @@ fn actor_round_trip(c: &mut Criterion) {
             idle_timeout: Duration::from_secs(3600),
             call_timeout: Duration::from_secs(10),
             node_id: "micro".into(),
+            lease: Duration::from_secs(10),
             pipeline_depth: 0,
             payment_grace: Duration::from_secs(30),
             clock: boxoffice::clock::Clock::system(),
         };
-        (Registry::start(store, settings).await.unwrap(), user, event)
+        (Registry::start(store, settings, Duration::from_secs(1)).await.unwrap(), user, event)
     });
     c.bench_function("actor_claim_round_trip_in_memory_sqlite", |b| {
         b.to_async(&rt).iter(|| async {

@@ -123,9 +123,34 @@ pub struct Config {
     /// Log filter (tracing's `EnvFilter` syntax).
     #[arg(long, env = "RUST_LOG", default_value = DEFAULT_LOG_FILTER)]
     pub log_filter: String,
-    /// This process's name as an event owner (defaults to host name and process id).
+    /// This process's name as an event owner (defaults to host name and process id). A node
+    /// restarted under the same name takes its events back at once instead of after their lease.
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
+    /// Where the other nodes reach this one to forward writes of the events it owns, e.g.
+    /// `http://api-1:8080` (default: `http://` and BIND_ADDR, loopback if it binds all addresses).
+    #[arg(long, env = "NODE_ADDR")]
+    pub node_addr: Option<String>,
+    /// How long an event stays a node's without renewal (renewed every third of it); after a
+    /// node dies, its events move to others within about this long.
+    #[arg(long, env = "EVENT_LEASE_SECS", default_value_t = 10)]
+    pub event_lease_secs: u64,
+    /// Shared by the nodes of one deployment: a request forwarded to the owner of its event
+    /// carries it (else 403). Unset: this node neither forwards nor accepts forwarded requests.
+    #[arg(long, env = "CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// Upper bound of a write forwarded to its event's owner, in milliseconds (then 503, or the
+    /// event is taken over if the owner's lease ran out).
+    #[arg(long, env = "FORWARD_TIMEOUT_MS", default_value_t = 3000)]
+    pub forward_timeout_ms: u64,
+    /// How often a node that does not own a watched event re-reads its availability from the
+    /// store, in milliseconds.
+    #[arg(long, env = "SNAPSHOT_REFRESH_MS", default_value_t = 1000)]
+    pub snapshot_refresh_ms: u64,
+    /// Proxies (comma-separated CIDRs, e.g. `10.0.0.0/8,127.0.0.1/32`) whose `X-Forwarded-For`
+    /// names the client for rate limits and logs; from any other peer the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// What this process runs: `all` (API, outbox relay and notification workers), `api`
     /// (no workers), or `worker` (notification workers only; needs AMQP_URL).
     #[arg(long, env = "ROLE", value_enum, default_value = "all")]
@@ -302,6 +327,12 @@ impl Default for Config {
             log_format: None,
             log_filter: DEFAULT_LOG_FILTER.into(),
             node_id: None,
+            node_addr: None,
+            event_lease_secs: 10,
+            cluster_secret: None,
+            forward_timeout_ms: 3000,
+            snapshot_refresh_ms: 1000,
+            trusted_proxies: Vec::new(),
             role: ProcessRole::All,
             payment_deadline_secs: 120,
             payment_webhook_secret: None,
@@ -367,6 +398,20 @@ impl Config {
         }
         if self.http_header_read_timeout_secs == 0 {
             anyhow::bail!("HTTP_HEADER_READ_TIMEOUT_SECS must be at least 1");
+        }
+        if self.event_lease_secs == 0 || self.forward_timeout_ms == 0 || self.snapshot_refresh_ms == 0 {
+            anyhow::bail!("EVENT_LEASE_SECS, FORWARD_TIMEOUT_MS and SNAPSHOT_REFRESH_MS must be at least 1");
+        }
+        if let Err(e) = crate::net::parse_cidrs(&self.trusted_proxies) {
+            anyhow::bail!("TRUSTED_PROXIES: {e}");
+        }
+        if let Some(addr) = &self.node_addr
+            && !(addr.starts_with("http://") || addr.starts_with("https://"))
+        {
+            anyhow::bail!("NODE_ADDR must be an http:// or https:// URL, e.g. http://api-1:8080");
+        }
+        if self.cluster_secret.as_deref().is_some_and(|s| s.len() < 16) {
+            anyhow::bail!("CLUSTER_SECRET must be at least 16 characters");
         }
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");

@@ -15,6 +15,7 @@ use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
 use crate::bus::{Bus, OutboxRelay, RelayMsg};
 use crate::clock::Clock;
+use crate::cluster::{Cluster, ClusterSettings};
 use crate::config::{Config, ProcessRole};
 use crate::http::{self, AppState, Services};
 use crate::notify::mail::Mailer;
@@ -51,11 +52,13 @@ struct Background {
     relay: Option<ActorRef<RelayMsg>>,
     workers: Option<ActorRef<PoolMsg>>,
     sampler: tokio::task::JoinHandle<()>,
+    heartbeat: tokio::task::JoinHandle<()>,
 }
 
 impl Background {
     fn stop(&self) {
         self.sampler.abort();
+        self.heartbeat.abort();
         if let Some(r) = &self.relay {
             r.stop(Some("shutdown".into()));
         }
@@ -112,19 +115,14 @@ impl Application {
             tick: Duration::from_millis(config.hold_sweep_ms),
             idle_timeout: Duration::from_secs(config.actor_idle_secs),
             call_timeout: Duration::from_millis(config.actor_call_timeout_ms),
-            node_id,
+            node_id: node_id.clone(),
+            lease: Duration::from_secs(config.event_lease_secs),
             pipeline_depth: config.journal_pipeline_depth,
             payment_grace: Duration::from_secs(30),
             clock,
         };
-        let registry = Registry::start(store.clone(), settings).await?;
-        let recovering = registry.clone();
-        tokio::spawn(async move {
-            match recovering.recover().await {
-                Ok(n) => tracing::info!(events = n, "event actors with holds started"),
-                Err(e) => tracing::warn!(error = %e, "could not start the actors of events with holds"),
-            }
-        });
+        let registry =
+            Registry::start(store.clone(), settings, Duration::from_millis(config.snapshot_refresh_ms)).await?;
         let secret = match &config.jwt_secret {
             Some(s) => s.as_bytes().to_vec(),
             None => {
@@ -142,6 +140,24 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
         let local = listener.local_addr()?;
         let port = local.port();
+        let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
+        // Registers this node and, every third of a lease, takes over the held events of nodes
+        // that are gone (at start-up too: the events this process had before a restart).
+        let cluster = Cluster::new(
+            ClusterSettings {
+                node_id,
+                addr: config.node_addr.clone().unwrap_or_else(|| format!("http://{host}:{port}")),
+                secret: config.cluster_secret.clone(),
+                lease: Duration::from_secs(config.event_lease_secs),
+                forward_timeout: Duration::from_millis(config.forward_timeout_ms),
+            },
+            store.clone(),
+            registry.clone(),
+        )?;
+        if config.cluster_secret.is_none() && store.engine() == "postgres" {
+            tracing::info!("CLUSTER_SECRET is not set: writes for events other nodes own are not forwarded (503)");
+        }
+        let heartbeat = cluster.spawn_heartbeat();
 
         // Payments: the simulated provider calls this server's own webhook unless told otherwise.
         let webhook_secret = match &config.payment_webhook_secret {
@@ -152,7 +168,6 @@ impl Application {
             }
         };
         let webhook_url = Arc::new(OnceLock::new());
-        let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
         let _ = webhook_url.set(
             config
                 .payment_webhook_url
@@ -204,8 +219,8 @@ impl Application {
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
-        let background = Background { relay: Some(relay), workers, sampler };
-        let services = Services { payments, bus, webhook_secret, receipts };
+        let background = Background { relay: Some(relay), workers, sampler, heartbeat };
+        let services = Services { payments, bus, webhook_secret, receipts, cluster };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port, background })
@@ -239,6 +254,8 @@ impl Application {
         http::serve(self.listener, app, settings, shutdown, move || streams.close()).await?;
         // Unfinished sagas and unsent outbox rows are persisted: the next start resumes them.
         payments.stop();
+        // No more taking over events while this node gives its own up.
+        background.heartbeat.abort();
         registry.shutdown(Duration::from_secs(10)).await;
         background.stop();
         store.close().await;

@@ -126,7 +126,7 @@ start_engine() { # start_engine NAME: starts an engine on a port it picks, left 
   (cd "$tmp" && exec env BIND_ADDR=127.0.0.1:0 DATABASE_URL="$db_url" BOXOFFICE_ENV=development \
     JWT_SECRET=deploy-check-jwt-secret-0123456789abcdef PAYMENT_WEBHOOK_SECRET=deploy-check-webhook-0123456789abcdef \
     ADMIN_EMAIL=$admin_email ADMIN_PASSWORD=$admin_password PAYMENT_PROVIDER_DELAY_MS=200 \
-    RATE_LIMIT_PER_SEC=0 AUTH_RATE_LIMIT_PER_MIN=0 AUTH_ACCOUNT_RATE_LIMIT_PER_MIN=0 WEBHOOK_RATE_LIMIT_PER_SEC=0 NODE_ID="$1" LOG_FORMAT=json RUST_LOG=info,sqlx=warn,ractor=warn MAIL_OUTBOX_DIR="$tmp/mail-$1" "$BIN" serve) \
+    RATE_LIMIT_PER_SEC=0 AUTH_RATE_LIMIT_PER_MIN=0 AUTH_ACCOUNT_RATE_LIMIT_PER_MIN=0 WEBHOOK_RATE_LIMIT_PER_SEC=0 NODE_ID="$1" CLUSTER_SECRET=deploy-check-cluster-secret-0123456789 TRUSTED_PROXIES=127.0.0.1/32 LOG_FORMAT=json RUST_LOG=info,sqlx=warn,ractor=warn MAIL_OUTBOX_DIR="$tmp/mail-$1" "$BIN" serve) \
     >"$tmp/$1.log" 2>&1 &
   pids+=($!)
   local pid=$! port= end=$((SECONDS + 90))

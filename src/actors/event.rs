@@ -9,7 +9,7 @@
 //! write (another node took the event over) ends the same way.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -21,7 +21,7 @@ use crate::domain::booking::{BookingStatus, CancelReason, may_cancel};
 use crate::domain::ids::{BookingId, EventId, UserId};
 use crate::domain::inventory::{AdmitError, ClaimError, ClaimSpec, Holding, Inventory, LiveBooking};
 use crate::domain::seatmap::SeatIdx;
-use crate::persistence::{BookingRow, EventPatch, EventRow, JournalOp, OutboxEntry, StoreError};
+use crate::persistence::{Acquired, BookingRow, EventPatch, EventRow, JournalOp, OutboxEntry, StoreError};
 
 pub type Reply<T> = RpcReplyPort<Result<T, BookingError>>;
 
@@ -61,6 +61,12 @@ pub enum EventMsg {
     /// The journal finished writing batch `seq` (`true`: the write was fenced).
     Committed(u64, Result<(), String>, bool),
     Tick,
+    /// Time to renew this node's lease on the event.
+    RenewLease,
+    /// The renewal's outcome: `Ok(false)` if another node took the event.
+    LeaseRenewed {
+        result: Result<bool, String>,
+    },
     /// Makes the actor fail, to exercise its supervisor.
     #[cfg(test)]
     Crash,
@@ -120,6 +126,9 @@ pub struct EventState {
     last_activity: Instant,
     snapshot: watch::Sender<Snapshot>,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+    /// A renewal of the lease is under way.
+    renewing: bool,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BookingError {
@@ -128,10 +137,43 @@ fn unavailable(e: impl std::fmt::Display) -> BookingError {
 
 impl EventState {
     fn publish(&self) {
-        self.snapshot.send_replace(Snapshot {
+        let snapshot = Snapshot {
             counts: self.inv.counts(),
             seat_map: self.inv.seat_map().cloned(),
             seats: self.inv.seat_states(),
+        };
+        self.ctx.hub.owner_published(self.event.id, &snapshot);
+        self.snapshot.send_replace(snapshot);
+    }
+
+    /// The event is no longer this node's (its lease went to another node): refuse what is
+    /// not durable yet and stop once the writes under way are done (they are fenced anyway).
+    fn lose(&mut self, myself: &ActorRef<EventMsg>, reason: &str) {
+        if self.failed.is_none() {
+            tracing::warn!(event_id = %self.event.id, epoch = self.event.owner_epoch, reason, "event actor lost its lease");
+            self.failed = Some(reason.to_owned());
+        }
+        for Waiter::Booking(port, ..) in std::mem::take(&mut self.filling).waiters {
+            let _ = port.send(Err(unavailable("the event moved to another node; retry")));
+        }
+        if self.writing.is_empty() {
+            myself.stop(Some(reason.to_owned()));
+        }
+    }
+
+    /// Renews the lease in the background; the answer comes back as `LeaseRenewed`.
+    fn renew(&mut self, myself: &ActorRef<EventMsg>) {
+        if self.renewing || self.failed.is_some() {
+            return;
+        }
+        self.renewing = true;
+        let (store, me) = (self.ctx.store.clone(), myself.clone());
+        let (event, epoch) = (self.event.id, self.event.owner_epoch);
+        let (node, lease, now) =
+            (self.ctx.settings.node_id.clone(), self.ctx.settings.lease, self.ctx.settings.clock.now());
+        tokio::spawn(async move {
+            let result = store.renew_event(event, &node, epoch, now, lease).await.map_err(|e| e.to_string());
+            let _ = me.cast(EventMsg::LeaseRenewed { result });
         });
     }
 
@@ -541,11 +583,19 @@ impl Actor for EventActor {
     async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: EventArgs) -> Result<EventState, ActorProcessingErr> {
         let EventArgs { id, ctx } = args;
         let depth = ctx.store.pipeline_depth(ctx.settings.pipeline_depth);
-        let event = ctx
-            .store
-            .take_ownership(id, &ctx.settings.node_id, ctx.settings.clock.now())
-            .await?
-            .ok_or(BookingError::EventNotFound)?;
+        let now = ctx.settings.clock.now();
+        let event = match ctx.store.acquire_event(id, &ctx.settings.node_id, now, ctx.settings.lease).await? {
+            Acquired::Taken(event) => event,
+            Acquired::NotFound => return Err(BookingError::EventNotFound.into()),
+            Acquired::Held(holder) => {
+                return Err(BookingError::Unavailable(format!(
+                    "the event is served by node {} until its lease runs out; retry",
+                    holder.node
+                ))
+                .into());
+            }
+            Acquired::Busy => return Err(BookingError::Unavailable("the event is changing hands; retry".into()).into()),
+        };
         let mut inv = match event.parsed_seat_map()? {
             Some(map) => Inventory::seated(std::sync::Arc::new(map)),
             None => Inventory::general(event.capacity as u32),
@@ -572,9 +622,10 @@ impl Actor for EventActor {
         let grace = chrono::Duration::from_std(ctx.settings.payment_grace).unwrap_or_default();
         let paying = ctx.store.pending_payment_deadlines(id).await?.into_iter().map(|(b, d)| (b, d + grace)).collect();
         let initial = Snapshot { counts: inv.counts(), seat_map: inv.seat_map().cloned(), seats: inv.seat_states() };
-        let snapshot = ctx.snapshots.entry(id).or_insert_with(|| watch::channel(initial.clone()).0).clone();
-        snapshot.send_replace(initial);
+        let snapshot = ctx.hub.owner_attached(id, initial);
         let ticker = myself.send_interval(ctx.settings.tick, || EventMsg::Tick);
+        let renewer =
+            myself.send_interval((ctx.settings.lease / 3).max(Duration::from_millis(10)), || EventMsg::RenewLease);
         metrics::gauge!("boxoffice_event_actors").increment(1.0);
         tracing::info!(event_id = %id, epoch = event.owner_epoch, live = inv.live_bookings(), "event actor started");
         Ok(EventState {
@@ -594,14 +645,22 @@ impl Actor for EventActor {
             last_activity: Instant::now(),
             snapshot,
             ticker: Some(ticker),
+            renewer: Some(renewer),
+            renewing: false,
         })
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut EventState) -> Result<(), ActorProcessingErr> {
-        if let Some(t) = state.ticker.take() {
+        for t in [state.ticker.take(), state.renewer.take()].into_iter().flatten() {
             t.abort();
         }
-        state.ctx.snapshots.remove(&state.event.id);
+        state.ctx.hub.owner_detached(state.event.id);
+        // Give the event up at once, so another node need not wait for the lease to run out
+        // (a no-op if the event is another node's already).
+        let (id, epoch, now) = (state.event.id, state.event.owner_epoch, state.ctx.settings.clock.now());
+        if let Err(e) = state.ctx.store.release_event(id, &state.ctx.settings.node_id, epoch, now).await {
+            tracing::debug!(event_id = %id, error = %e, "lease not given up; it runs out by itself");
+        }
         metrics::gauge!("boxoffice_event_actors").decrement(1.0);
         Ok(())
     }
@@ -715,6 +774,17 @@ impl Actor for EventActor {
                 }
             }
             EventMsg::Committed(seq, result, fenced) => state.committed(&myself, seq, result, fenced),
+            EventMsg::RenewLease => state.renew(&myself),
+            EventMsg::LeaseRenewed { result } => {
+                state.renewing = false;
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => state.lose(&myself, "lease lost"),
+                    // The store is unreachable: keep serving; if another node takes the event
+                    // meanwhile, the journal's fence refuses this actor's next batch.
+                    Err(e) => tracing::warn!(event_id = %state.event.id, error = %e, "event lease not renewed"),
+                }
+            }
             #[cfg(test)]
             EventMsg::Crash => return Err("crash requested by a test".into()),
             EventMsg::Tick => {

@@ -4,6 +4,7 @@
 //! layer uses (find-or-start, calls with timeouts, lock-free availability snapshots).
 
 mod event;
+pub mod hub;
 mod registry;
 mod status;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use crate::domain::seatmap::SeatMap;
 use crate::persistence::Store;
 
 pub use event::{ClaimCmd, ClaimRequest, EventMsg};
+pub use hub::{Published, SnapshotHub};
 pub use registry::{KeyGuard, Registry};
 pub use status::{BookingWatch, StatusHub};
 
@@ -80,6 +82,9 @@ pub struct EngineSettings {
     pub payment_grace: Duration,
     /// Identifies this process as an event owner.
     pub node_id: String,
+    /// How long an event stays this node's without renewal (`EVENT_LEASE_SECS`); renewed every
+    /// third of it while the actor lives.
+    pub lease: Duration,
     /// Journal batches of one event written at once; `0` takes the store's default.
     pub pipeline_depth: usize,
     /// Hold expiry, payment deadlines and the event-start rule read the time here.
@@ -105,7 +110,8 @@ pub struct StatusChange {
 pub(crate) struct EngineContext {
     pub store: Store,
     pub settings: EngineSettings,
-    pub snapshots: Arc<dashmap::DashMap<crate::domain::ids::EventId, tokio::sync::watch::Sender<Snapshot>>>,
+    /// Where owners publish availability and readers find it.
+    pub hub: SnapshotHub,
     /// Where committed status changes go, to the streams that watch those bookings.
     pub status_changes: Arc<StatusHub>,
     /// Woken when a batch with outbox messages commits, so the relay publishes at once.

@@ -10,7 +10,6 @@ use std::time::Duration;
 use dashmap::DashMap;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
-use tokio::sync::watch;
 
 use super::event::{ClaimCmd, EventActor, EventArgs, EventMsg, Reply};
 use super::{BookingError, EngineContext, EngineSettings, Snapshot};
@@ -157,12 +156,14 @@ fn call_failed<T>(r: Result<CallResult<Result<T, BookingError>>, impl std::fmt::
 }
 
 impl Registry {
-    pub async fn start(store: Store, settings: EngineSettings) -> anyhow::Result<Self> {
+    /// `refresh`: how often readers on a node that does not own an event re-read its
+    /// availability from the store while someone watches it.
+    pub async fn start(store: Store, settings: EngineSettings, refresh: Duration) -> anyhow::Result<Self> {
         let status_changes = Arc::new(super::StatusHub::default());
         let ctx = EngineContext {
+            hub: super::SnapshotHub::new(store.clone(), refresh),
             store,
             settings,
-            snapshots: Arc::new(DashMap::new()),
             status_changes,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
         };
@@ -274,39 +275,51 @@ impl Registry {
         self.call(id, EventMsg::Delete).await
     }
 
-    /// Starts the actors of events that have holds, so that holds expire on time even if
-    /// nobody touches their event after a restart.
+    /// Takes and starts the events that have holds but no live owner (at start-up, and
+    /// periodically: a node that died leaves its events to the others once its leases run
+    /// out), so that their holds expire on time even if nobody touches them.
     pub async fn recover(&self) -> Result<usize, BookingError> {
-        let ids = self.ctx.store.events_with_holds().await.map_err(|e| BookingError::Unavailable(e.to_string()))?;
+        let now = self.ctx.settings.clock.now();
+        let ids = self
+            .ctx
+            .store
+            .orphaned_events_with_holds(now)
+            .await
+            .map_err(|e| BookingError::Unavailable(e.to_string()))?;
         let mut started = 0;
         for id in ids {
+            if self.actors.contains_key(&id) {
+                continue;
+            }
             // One event that cannot load must not keep the others' holds from expiring.
             match self.actor(id).await {
                 Ok(_) => started += 1,
-                Err(e) => tracing::warn!(event_id = %id, error = %e, "event with holds not started"),
+                Err(e) => tracing::debug!(event_id = %id, error = %e, "event with holds not started"),
             }
         }
         Ok(started)
     }
 
-    /// The last published availability of a running event actor, without messaging it.
-    pub fn snapshot(&self, id: EventId) -> Option<Snapshot> {
-        self.ctx.snapshots.get(&id).map(|s| s.borrow().clone())
+    /// Whether this node runs `event`'s actor (and so owns it, until told otherwise).
+    pub fn runs(&self, event: EventId) -> bool {
+        self.actors.contains_key(&event)
     }
 
-    /// The actor's snapshot, starting the actor if needed.
+    /// The latest availability this node has of `id` (its own actor's, or a watched event's).
+    pub fn snapshot(&self, id: EventId) -> Option<Snapshot> {
+        self.ctx.hub.current(id)
+    }
+
+    /// Starts the event's actor here (taking the event) and answers its snapshot: for
+    /// benchmarks and tests that want the actor warm; readers use `hub` instead.
     pub async fn snapshot_started(&self, id: EventId) -> Result<Snapshot, BookingError> {
-        if let Some(s) = self.snapshot(id) {
-            return Ok(s);
-        }
         self.actor(id).await?;
         self.snapshot(id).ok_or_else(|| BookingError::Unavailable("the event restarted; retry".into()))
     }
 
-    /// Subscribes to an event's availability changes (starts its actor if needed).
-    pub async fn subscribe(&self, id: EventId) -> Result<watch::Receiver<Snapshot>, BookingError> {
-        self.actor(id).await?;
-        self.ctx.snapshots.get(&id).map(|s| s.subscribe()).ok_or_else(|| BookingError::Unavailable("retry".into()))
+    /// The availability readers see, from any node, without taking the event.
+    pub fn hub(&self) -> &super::SnapshotHub {
+        &self.ctx.hub
     }
 
     #[cfg(test)]
@@ -328,6 +341,9 @@ impl Registry {
         let actors: Vec<_> = self.actors.iter().map(|a| a.value().clone()).collect();
         let drains = actors.iter().map(|a| a.call(EventMsg::Drain, Some(within)));
         futures::future::join_all(drains).await;
+        // Each stopped actor gives its event's lease up, so other nodes take over at once.
+        let stops = actors.iter().map(|a| a.stop_and_wait(Some("shutdown".into()), Some(within)));
+        futures::future::join_all(stops).await;
         self.supervisor.stop(Some("shutdown".into()));
     }
 }

@@ -39,12 +39,13 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
         idle_timeout: Duration::from_secs(3600),
         call_timeout: Duration::from_secs(5),
         node_id: "test".into(),
+        lease: Duration::from_secs(10),
         pipeline_depth: 0,
         payment_grace: Duration::from_secs(30),
         clock: crate::clock::Clock::system(),
     };
     settings(&mut s);
-    let registry = Registry::start(store.clone(), s).await.unwrap();
+    let registry = Registry::start(store.clone(), s, Duration::from_secs(1)).await.unwrap();
     Fixture { _dir: dir, store, registry, user, event }
 }
 

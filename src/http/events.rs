@@ -46,10 +46,11 @@ pub struct EventView {
 }
 
 impl EventView {
-    /// Availability comes from the running actor's snapshot when there is one (it includes
-    /// claims being written), else from the durable counter.
+    /// Availability comes from the snapshot hub when it has one (a local owner's, which
+    /// includes claims being written, or a watched event's recent refresh), else from the
+    /// durable counter; reading never takes the event.
     pub fn new(state: &AppState, e: EventRow) -> Self {
-        let available = match state.registry.snapshot(e.id) {
+        let available = match state.registry.hub().current(e.id) {
             Some(s) => s.counts.available() as i64,
             None => (e.capacity - e.reserved).max(0),
         };
@@ -293,7 +294,7 @@ async fn seats(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Js
     if e.seat_map.is_none() {
         return Ok(Json(SeatsView { seated: false, sections: Vec::new() }));
     }
-    let snap = state.registry.snapshot_started(id).await?;
+    let snap = state.registry.hub().read(&e).await?;
     let (Some(map), Some(states)) = (snap.seat_map, snap.seats) else {
         return Err(Error::Internal(anyhow::anyhow!("seated event {id} has no seat snapshot")));
     };

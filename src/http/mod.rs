@@ -7,6 +7,7 @@ mod bookings;
 pub mod error;
 mod events;
 mod extract;
+mod forward;
 mod json;
 mod limit;
 mod ops;
@@ -41,6 +42,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::actors::Registry;
 use crate::auth::{Passwords, TokenKeys};
 use crate::bus::Bus;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::cpu::CpuPool;
 use crate::payments::Payments;
@@ -78,6 +80,10 @@ pub struct Shared {
     pub bus: Bus,
     /// Key of the payment provider's webhook signatures.
     pub webhook_secret: Vec<u8>,
+    /// The other nodes: where writes for events they own are forwarded.
+    pub cluster: Cluster,
+    /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<Vec<crate::net::Cidr>>,
 }
 
 /// What the payment and notification routes need besides the engine.
@@ -86,6 +92,7 @@ pub struct Services {
     pub bus: Bus,
     pub webhook_secret: Vec<u8>,
     pub receipts: crate::receipts::Receipts,
+    pub cluster: Cluster,
 }
 
 impl std::ops::Deref for AppState {
@@ -117,7 +124,9 @@ impl AppState {
         // retries a 503, and the saga polls the provider meanwhile).
         let webhook_cpu = CpuPool::new("webhook_mac", 0, Duration::from_secs(2));
         let streams = streams::StreamGate::new(&config);
-        let Services { payments, bus, webhook_secret, receipts } = services;
+        let Services { payments, bus, webhook_secret, receipts, cluster } = services;
+        // Validated at start-up (`Config::validate`).
+        let trusted_proxies = Arc::new(crate::net::parse_cidrs(&config.trusted_proxies).unwrap_or_default());
         let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone(), receipts);
         Self(Arc::new(Shared {
             office,
@@ -134,6 +143,8 @@ impl AppState {
             payments,
             bus,
             webhook_secret,
+            cluster,
+            trusted_proxies,
         }))
     }
 }
@@ -200,6 +211,7 @@ pub fn app(state: AppState) -> App {
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let cors = cors(&state.config.cors_origins);
+    let (trusted, cluster) = (state.trusted_proxies.clone(), state.cluster.clone());
 
     let web = Arc::new(web::WebRoot::new(state.config.web_dir.as_deref()));
 
@@ -210,6 +222,7 @@ pub fn app(state: AppState) -> App {
         // under the API's paths.
         .fallback(move |method: Method, uri: axum::http::Uri| async move { web.serve(method, uri).await })
         // Innermost first: each `Router::layer` wraps everything above it.
+        .layer(middleware::from_fn_with_state(state.clone(), forward::forward))
         .layer(middleware::from_fn(track))
         .layer(middleware::from_fn_with_state(state.clone(), limit::limit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -226,9 +239,15 @@ pub fn app(state: AppState) -> App {
     let stack = ServiceBuilder::new()
         .map_response(|r: http::Response<_>| r.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .map_request(move |req: Request| forward::client_addr(req, &trusted, &cluster))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
+            let client = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_default();
+            tracing::info_span!("http", request_id = %id, client = %client, method = %req.method(), path = %req.uri().path())
         }))
         .layer(PropagateRequestIdLayer::new(request_id))
         .map_response(error::problemize)

@@ -218,8 +218,8 @@ async fn event_stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let slot = state.streams.admit(client_of(&state, &headers, peer))?;
     let id = EventId(id);
-    state.store.event(id).await?.ok_or(Error::NotFound("event not found"))?;
-    let rx = state.registry.subscribe(id).await?;
+    let event = state.store.event(id).await?.ok_or(Error::NotFound("event not found"))?;
+    let rx = state.registry.hub().subscribe(&event).await?;
     let mut last = None;
     let stream = WatchStream::new(rx).filter_map(move |s| {
         let now = Availability { available: s.counts.available(), held: s.counts.held, sold: s.counts.sold };

@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
+pub use cluster::{Acquired, LeaseHolder};
 pub use journal::{After, JournalOp, OutboxEntry};
 pub use payments::{DeliveryClaim, OutboxRow, PaymentRow};
 pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
@@ -109,7 +110,8 @@ macro_rules! bind_all {
     }};
 }
 
-// After the macros it uses.
+// After the macros they use.
+mod cluster;
 mod payments;
 
 #[derive(Clone, Debug)]

@@ -160,10 +160,13 @@ impl Store {
     }
 
     /// Sagas that are not finished and that `node` may run (its own, or whose owner's lease
-    /// ran out): a (re)started process resumes them.
+    /// ran out): a (re)started process resumes them. A saga whose event another live node
+    /// owns is left to that node: only the event's owner can confirm or release its hold.
     pub async fn unfinished_payments(&self, node: &str, now: DateTime<Utc>) -> StoreResult<Vec<PaymentId>> {
         const SQL: &str = "SELECT id FROM payments WHERE saga_step <> 'done' \
-             AND (owner_node IS NULL OR owner_node = $1 OR lease_until < $2) ORDER BY id";
+             AND (owner_node IS NULL OR owner_node = $1 OR lease_until < $2) \
+             AND NOT EXISTS (SELECT 1 FROM event_leases l WHERE l.event_id = payments.event_id \
+                 AND l.owner_node IS NOT NULL AND l.owner_node <> $1 AND l.lease_until >= $2) ORDER BY id";
         let ids: Vec<(Uuid,)> = on_pool!(self, p => sqlx::query_as(SQL).bind(node).bind(now).fetch_all(p).await)?;
         Ok(ids.into_iter().map(|(id,)| PaymentId(id)).collect())
     }

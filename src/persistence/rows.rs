@@ -190,6 +190,12 @@ pub(super) struct RawEvent {
     updated_at: DateTime<Utc>,
 }
 
+impl RawEvent {
+    pub(super) fn owner_epoch(&self) -> i64 {
+        self.owner_epoch
+    }
+}
+
 impl TryFrom<RawEvent> for EventRow {
     type Error = StoreError;
     fn try_from(r: RawEvent) -> StoreResult<Self> {

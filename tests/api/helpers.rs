@@ -212,6 +212,15 @@ impl DbPool {
         .expect("read bookings")
     }
 
+    /// Runs a statement as is (tests fake what another node or time would do).
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            DbPool::Pg(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            DbPool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     pub async fn close(&self) {
         match self {
             DbPool::Pg(p) => p.close().await,

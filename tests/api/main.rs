@@ -12,6 +12,7 @@ mod admission;
 mod auth;
 mod bookings;
 mod bootstrap;
+mod cluster;
 mod concurrency;
 mod crash;
 mod deploy;

@@ -100,6 +100,10 @@ def k8s_units(docs, overlay):
                     problems.append(f"{unit}: envFrom {list(src)} hides which variables it sets; name each with secretKeyRef")
             for e in c.get("env", []):
                 env[e["name"]] = e.get("value")
+            # A variable only there to be expanded into another's value (`$(POD_IP)`) is
+            # Kubernetes' business, not a setting of the engine.
+            for name in [n for n in env if any(f"$({n})" in (v or "") for v in env.values())]:
+                del env[name]
             yield unit, c["image"], env, problems, pod, c
 
 
