@@ -168,6 +168,17 @@ pub struct Config {
     /// Prefix of the exchange and queue names (lets several deployments share a broker).
     #[arg(long, env = "AMQP_PREFIX", default_value = "boxoffice")]
     pub amqp_prefix: String,
+    /// Redis shared by the nodes (rate limits, revocations, pub/sub), `redis://` or `rediss://`
+    /// (TLS); unset: each process keeps these to itself.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// PEM file of the CA that signs the Redis server's certificate (`rediss://`); unset: the
+    /// public web PKI roots.
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<String>,
+    /// Prefix of every Redis key and channel (lets several deployments share a Redis).
+    #[arg(long, env = "REDIS_PREFIX", default_value = "boxoffice")]
+    pub redis_prefix: String,
     /// e.g. `smtp://127.0.0.1:1025` (plain), `smtps://user:pass@host`; unset: `.eml` files.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -280,6 +291,9 @@ impl Default for Config {
             payment_saga_lease_secs: 30,
             amqp_url: None,
             amqp_prefix: "boxoffice".into(),
+            redis_url: None,
+            redis_ca_file: None,
+            redis_prefix: "boxoffice".into(),
             smtp_url: None,
             mail_outbox_dir: "data/outbox".into(),
             mail_from: "boxoffice <tickets@boxoffice.local>".into(),
@@ -321,6 +335,12 @@ impl Config {
         }
         if self.http_header_read_timeout_secs == 0 {
             anyhow::bail!("HTTP_HEADER_READ_TIMEOUT_SECS must be at least 1");
+        }
+        if self.redis_url.as_deref().is_some_and(|u| !u.starts_with("redis://") && !u.starts_with("rediss://")) {
+            anyhow::bail!("REDIS_URL must start with redis:// or rediss://");
+        }
+        if self.redis_prefix.is_empty() {
+            anyhow::bail!("REDIS_PREFIX must not be empty");
         }
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");

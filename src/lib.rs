@@ -16,5 +16,6 @@ pub mod persistence;
 pub mod receipt;
 pub mod seed;
 pub mod service;
+pub mod shared;
 pub mod startup;
 pub mod telemetry;

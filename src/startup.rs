@@ -23,6 +23,7 @@ use crate::payments::gateway::{GuardSettings, Guarded};
 use crate::payments::simulated::{SimulatedProvider, SimulatedSettings};
 use crate::payments::{PaymentSettings, Payments};
 use crate::persistence::Store;
+use crate::shared::SharedState;
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, config.database_max_connections).await?;
@@ -42,11 +43,13 @@ struct Background {
     relay: Option<ActorRef<RelayMsg>>,
     workers: Option<ActorRef<PoolMsg>>,
     sampler: tokio::task::JoinHandle<()>,
+    shared: SharedState,
 }
 
 impl Background {
     fn stop(&self) {
         self.sampler.abort();
+        self.shared.stop();
         if let Some(r) = &self.relay {
             r.stop(Some("shutdown".into()));
         }
@@ -117,11 +120,13 @@ impl Application {
                 auth::random_secret()
             }
         };
+        let shared = SharedState::start(&config).await?;
         let keys = TokenKeys::new(
             &secret,
             Duration::from_secs(config.access_token_ttl_secs),
             Duration::from_secs(config.refresh_token_ttl_secs),
-        );
+        )
+        .with_revocations(shared.revocations.clone());
         let listener = TcpListener::bind(&config.bind_addr)
             .await
             .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
@@ -188,8 +193,8 @@ impl Application {
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
-        let background = Background { relay: Some(relay), workers, sampler };
-        let services = Services { payments, bus, webhook_secret };
+        let background = Background { relay: Some(relay), workers, sampler, shared: shared.clone() };
+        let services = Services { payments, bus, webhook_secret, shared };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port, background })

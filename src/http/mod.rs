@@ -46,6 +46,7 @@ use crate::cpu::CpuPool;
 use crate::payments::Payments;
 use crate::persistence::Store;
 use crate::service::BoxOffice;
+use crate::shared::SharedState;
 pub use error::{Error, Result};
 pub use serve::{ServeSettings, serve};
 
@@ -78,6 +79,8 @@ pub struct Shared {
     pub bus: Bus,
     /// Key of the payment provider's webhook signatures.
     pub webhook_secret: Vec<u8>,
+    /// Redis and what the nodes share through it (or its in-process fallbacks).
+    pub shared: SharedState,
 }
 
 /// What the payment and notification routes need besides the engine.
@@ -85,6 +88,7 @@ pub struct Services {
     pub payments: Payments,
     pub bus: Bus,
     pub webhook_secret: Vec<u8>,
+    pub shared: SharedState,
 }
 
 impl std::ops::Deref for AppState {
@@ -109,14 +113,14 @@ impl AppState {
         metrics: PrometheusHandle,
         services: Services,
     ) -> Self {
-        let limits = limit::Limits::new(&config);
+        let limits = limit::Limits::new(&config, services.shared.limiter.clone());
         let passwords =
             Passwords::new(config.password_hash_concurrency, Duration::from_millis(config.password_hash_wait_ms));
         // One MAC per core at most; a webhook waits up to 2 s for its turn (the provider
         // retries a 503, and the saga polls the provider meanwhile).
         let webhook_cpu = CpuPool::new("webhook_mac", 0, Duration::from_secs(2));
         let streams = streams::StreamGate::new(&config);
-        let Services { payments, bus, webhook_secret } = services;
+        let Services { payments, bus, webhook_secret, shared } = services;
         let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone());
         Self(Arc::new(Shared {
             office,
@@ -133,6 +137,7 @@ impl AppState {
             payments,
             bus,
             webhook_secret,
+            shared,
         }))
     }
 }
