@@ -179,6 +179,11 @@ pub struct Config {
     /// Prefix of every Redis key and channel (lets several deployments share a Redis).
     #[arg(long, env = "REDIS_PREFIX", default_value = "boxoffice")]
     pub redis_prefix: String,
+    /// How long a node keeps an event's unchanging fields for the detail route (changes
+    /// invalidate it on every node at once; this bounds a change lost while Redis was away);
+    /// `0` = off. Availability is never cached.
+    #[arg(long, env = "EVENT_CACHE_TTL_SECS", default_value_t = 30)]
+    pub event_cache_ttl_secs: u64,
     /// e.g. `smtp://127.0.0.1:1025` (plain), `smtps://user:pass@host`; unset: `.eml` files.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -294,6 +299,7 @@ impl Default for Config {
             redis_url: None,
             redis_ca_file: None,
             redis_prefix: "boxoffice".into(),
+            event_cache_ttl_secs: 30,
             smtp_url: None,
             mail_outbox_dir: "data/outbox".into(),
             mail_from: "boxoffice <tickets@boxoffice.local>".into(),

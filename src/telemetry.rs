@@ -118,6 +118,10 @@ fn describe() {
     for part in crate::shared::PARTS {
         counter!("boxoffice_redis_fallbacks_total", "part" => part).increment(0);
     }
+    describe_counter!("boxoffice_event_cache_total", "Event detail look-ups by cache result (hit, miss)");
+    for result in ["hit", "miss"] {
+        counter!("boxoffice_event_cache_total", "result" => result).increment(0);
+    }
     describe_gauge!("boxoffice_dead_letters", "Messages waiting in the dead-letter queue (sampled)");
     gauge!("boxoffice_dead_letters").increment(0.0);
 

@@ -1,10 +1,12 @@
 //! What the nodes of one deployment share through Redis (`REDIS_URL`): rate limits
-//! ([`limiter`]), revoked sessions ([`revocation`]) and a typed pub/sub ([`fanout`]). Each part
+//! ([`limiter`]), revoked sessions ([`revocation`]), the invalidation of each node's event
+//! cache ([`cache`]) and a typed pub/sub ([`fanout`]) under the last three. Each part
 //! has an in-process fallback, used when `REDIS_URL` is unset and while Redis does not answer:
 //! requests are never failed because Redis is away. A monitor pings Redis twice a second, so
 //! the parts stop trying it as soon as it is gone (no request waits for a dead server) and use
 //! it again by themselves once it answers.
 
+pub mod cache;
 pub mod fanout;
 pub mod limiter;
 pub mod revocation;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::Config;
+pub use cache::EventCache;
 pub use fanout::{Channel, Delivery, Fanout, Subscription};
 pub use limiter::{Gcra, SharedLimiter};
 pub use revocation::Revocations;
@@ -146,6 +149,8 @@ pub struct SharedState {
     pub fanout: Fanout,
     pub limiter: SharedLimiter,
     pub revocations: Revocations,
+    /// The event detail's unchanging fields, invalidated on every node on change.
+    pub events: EventCache,
     tasks: Arc<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -172,8 +177,10 @@ impl SharedState {
             Revocations::shared(redis.clone(), fanout.clone(), Duration::from_secs(config.access_token_ttl_secs));
         tasks.push(revocations.spawn_listener());
         let limiter = SharedLimiter::new(redis.clone());
+        let events = EventCache::new(fanout.clone(), Duration::from_secs(config.event_cache_ttl_secs));
+        tasks.push(events.spawn_listener());
         tracing::info!(redis = redis.as_ref().map(|r| r.display()).unwrap_or("off"), "shared state ready");
-        Ok(Self { redis, fanout, limiter, revocations, tasks: Arc::new(tasks) })
+        Ok(Self { redis, fanout, limiter, revocations, events, tasks: Arc::new(tasks) })
     }
 
     /// For `/readyz`: `off` (REDIS_URL unset), `up`, or `down` (local fallbacks in use).

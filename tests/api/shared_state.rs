@@ -1,7 +1,8 @@
 //! Several engine processes sharing one PostgreSQL database and one Redis (`REDIS_URL`): the rate
 //! limits hold across nodes, a logout (or a refresh-token reuse) on one node ends the access
 //! token on the others at once, and Redis stopping mid-traffic degrades the engines (local
-//! fallbacks, `/readyz` says so) without failing requests, until Redis returns.
+//! fallbacks, `/readyz` says so) without failing requests, until Redis returns; an event changed
+//! on one node is seen changed on the others at once, and availability is never served stale.
 //!
 //! The normal tests use the shared Redis of `TEST_REDIS_URL` under a key prefix of their own; the
 //! outage test starts its own `redis-server` on a free port and kills only that one.
@@ -21,6 +22,7 @@ postgres_only!(
     rate_limit_holds_across_nodes,
     logout_on_one_node_ends_the_access_token_on_another,
     redis_stopped_mid_traffic_degrades_and_recovers,
+    an_event_change_on_one_node_is_seen_at_once_on_another,
 );
 
 pub fn redis_url() -> String {
@@ -275,4 +277,63 @@ async fn redis_stopped_mid_traffic_degrades_and_recovers(backend: Backend) {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let served = traffic.await.expect("traffic task");
     assert!(served > 0);
+}
+
+async fn an_event_change_on_one_node_is_seen_at_once_on_another(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
+    let redis = redis_url();
+    let a = node(&db, dir.path(), "a", &redis, &prefix, &[]).await;
+    let b = node(&db, dir.path(), "b", &redis, &prefix, &[]).await;
+    let client = http_client();
+    let login = client
+        .post(format!("{}/api/v1/auth/login", a.base))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let admin = tokens_of(&expect_json(login, 200).await).access;
+    let created = client
+        .post(format!("{}/api/v1/events", a.base))
+        .bearer_auth(&admin)
+        .json(&event_body(json!({"capacity": 10})))
+        .send()
+        .await
+        .unwrap();
+    let id = str_of(&expect_json(created, 201).await["id"]).to_owned();
+    let detail = |n: &Server| client.get(format!("{}/api/v1/events/{id}", n.base)).send();
+
+    // Node b caches the event (the second read is a hit).
+    let first = expect_json(detail(&b).await.unwrap(), 200).await;
+    let again = expect_json(detail(&b).await.unwrap(), 200).await;
+    assert_eq!(first["title"], again["title"]);
+    let metrics = client.get(format!("{}/metrics", b.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metric(&metrics, "boxoffice_event_cache_total{result=\"hit\"}") >= 1.0, "no cache hit on b");
+
+    // Changed on a: b's very next read shows it.
+    let patched = client
+        .patch(format!("{}/api/v1/events/{id}", a.base))
+        .bearer_auth(&admin)
+        .json(&json!({"title": "Renamed on node a", "price_cents": 4200}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(patched, 200).await;
+    let seen = expect_json(detail(&b).await.unwrap(), 200).await;
+    assert_eq!(seen["title"], "Renamed on node a", "{seen}");
+    assert_eq!(seen["price_cents"], 4200);
+
+    // Availability is live on b although b's cache holds the event: a hold on a shows at once.
+    let held = client
+        .post(format!("{}/api/v1/events/{id}/bookings", a.base))
+        .bearer_auth(&admin)
+        .json(&json!({"quantity": 3}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(held, 201).await;
+    let after = expect_json(detail(&b).await.unwrap(), 200).await;
+    assert_eq!(after["available"], 7, "{after}");
+    assert_eq!(after["title"], "Renamed on node a");
 }
