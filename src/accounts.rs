@@ -49,19 +49,37 @@ fn token_row(user: UserId, session: Uuid, keys: &TokenKeys) -> (String, RefreshT
     (token, row)
 }
 
-fn issued(keys: &TokenKeys, user: UserId, role: Role, refresh_token: String) -> Result<Issued, SessionError> {
-    Ok(Issued { access_token: keys.issue_access(user, role)?, refresh_token, expires_in: keys.access_ttl.as_secs() })
+fn issued(
+    keys: &TokenKeys,
+    user: UserId,
+    role: Role,
+    session: Uuid,
+    refresh_token: String,
+) -> Result<Issued, SessionError> {
+    Ok(Issued {
+        access_token: keys.issue_access(user, role, session)?,
+        refresh_token,
+        expires_in: keys.access_ttl.as_secs(),
+    })
 }
 
 /// Opens a session for a user whose credentials were just checked (`user` as read then).
 pub async fn open(store: &Store, keys: &TokenKeys, user: &UserRow) -> Result<Issued, SessionError> {
-    let (token, row) = token_row(user.id, Uuid::now_v7(), keys);
+    let session = Uuid::now_v7();
+    let (token, row) = token_row(user.id, session, keys);
     store.open_session(&row, user.session_epoch).await?;
-    issued(keys, user.id, user.role, token)
+    issued(keys, user.id, user.role, session, token)
+}
+
+/// Ends a session and revokes its access tokens on every node.
+async fn end_session(store: &Store, keys: &TokenKeys, session: Uuid) -> Result<(), SessionError> {
+    store.end_session(session, crate::domain::now()).await?;
+    keys.revoke_session(session).await;
+    Ok(())
 }
 
 /// Looks a refresh token up; a spent one is a reuse, which ends its session.
-async fn usable(store: &Store, token: &str) -> Result<RefreshTokenRow, SessionError> {
+async fn usable(store: &Store, keys: &TokenKeys, token: &str) -> Result<RefreshTokenRow, SessionError> {
     let row = store
         .refresh_token_by_hash(&hash_refresh_token(token))
         .await?
@@ -71,7 +89,7 @@ async fn usable(store: &Store, token: &str) -> Result<RefreshTokenRow, SessionEr
         return Err(SessionError::Refused("refresh token was revoked"));
     }
     if row.spent_at.is_some() {
-        store.end_session(row.family_id, now).await?;
+        end_session(store, keys, row.family_id).await?;
         tracing::warn!(user_id = %row.user_id, session = %row.family_id, "refresh token reused; session ended");
         return Err(SessionError::Refused("refresh token was already used; its session is revoked"));
     }
@@ -83,25 +101,24 @@ async fn usable(store: &Store, token: &str) -> Result<RefreshTokenRow, SessionEr
 
 /// Rotates a refresh token: the new pair carries the role the user has now.
 pub async fn refresh(store: &Store, keys: &TokenKeys, token: &str) -> Result<Issued, SessionError> {
-    let old = usable(store, token).await?;
+    let old = usable(store, keys, token).await?;
     let (token, row) = token_row(old.user_id, old.family_id, keys);
     match store.rotate_refresh_token(old.id, &row, crate::domain::now()).await? {
-        Rotation::Rotated { role } => issued(keys, old.user_id, role, token),
+        Rotation::Rotated { role } => issued(keys, old.user_id, role, old.family_id, token),
         Rotation::SessionEnded => Err(SessionError::Refused("refresh token was revoked")),
         Rotation::AlreadySpent => {
             // Someone else spent it first: treat as reuse.
-            store.end_session(old.family_id, crate::domain::now()).await?;
+            end_session(store, keys, old.family_id).await?;
             Err(SessionError::Refused("refresh token was already used; its session is revoked"))
         }
     }
 }
 
 /// Ends the session of a refresh token. Once this returns, no token of the session works,
-/// including one a concurrent refresh is handing out.
-pub async fn logout(store: &Store, token: &str) -> Result<(), SessionError> {
-    let row = usable(store, token).await?;
-    store.end_session(row.family_id, crate::domain::now()).await?;
-    Ok(())
+/// including one a concurrent refresh is handing out, and its access tokens are refused.
+pub async fn logout(store: &Store, keys: &TokenKeys, token: &str) -> Result<(), SessionError> {
+    let row = usable(store, keys, token).await?;
+    end_session(store, keys, row.family_id).await
 }
 
 /// What the admin bootstrap did.

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::cpu::{Busy, CpuPool};
 use crate::domain::ids::UserId;
 use crate::domain::user::Role;
+use crate::shared::Revocations;
 
 pub const ISSUER: &str = "boxoffice";
 pub const AUDIENCE: &str = "boxoffice-api";
@@ -31,6 +32,10 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// The session (refresh-token family) the token was issued for: revoking the session
+    /// revokes the token. Tokens from before sessions were named have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 /// The authenticated caller of a request.
@@ -52,6 +57,8 @@ pub struct TokenKeys {
     validation: Validation,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// Sessions whose access tokens are refused before they expire.
+    revocations: Revocations,
 }
 
 impl TokenKeys {
@@ -68,10 +75,23 @@ impl TokenKeys {
             validation,
             access_ttl,
             refresh_ttl,
+            revocations: Revocations::local(access_ttl),
         }
     }
 
-    pub fn issue_access(&self, user: UserId, role: Role) -> anyhow::Result<String> {
+    /// Checks revocations against `revocations` (shared by the nodes) instead of a list of
+    /// this process's own.
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// Ends the access tokens of `session` now, on every node.
+    pub async fn revoke_session(&self, session: Uuid) {
+        self.revocations.revoke(session).await;
+    }
+
+    pub fn issue_access(&self, user: UserId, role: Role, session: Uuid) -> anyhow::Result<String> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user.0,
@@ -80,6 +100,7 @@ impl TokenKeys {
             exp: now + self.access_ttl.as_secs() as i64,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
+            sid: Some(session),
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
@@ -97,6 +118,9 @@ impl TokenKeys {
                 ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
                 _ => "token is malformed",
             })?;
+        if data.claims.sid.is_some_and(|s| self.revocations.is_revoked(s)) {
+            return Err("token was revoked (its session ended)");
+        }
         let role = Role::parse(&data.claims.role).ok_or("token role is invalid")?;
         Ok(Principal { user_id: UserId(data.claims.sub), role })
     }
@@ -197,13 +221,25 @@ mod tests {
     fn tokens_round_trip_and_forgeries_fail() {
         let k = keys(b"a secret that is long enough for tests");
         let user = UserId::new();
-        let t = k.issue_access(user, Role::Admin).unwrap();
+        let t = k.issue_access(user, Role::Admin, Uuid::now_v7()).unwrap();
         let p = k.verify(&t).unwrap();
         assert_eq!(p.user_id, user);
         assert!(p.is_admin());
         let other = keys(b"another secret entirely, also long");
         assert_eq!(other.verify(&t).unwrap_err(), "token signature is invalid");
         assert!(k.verify("not.a.token").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_s_tokens_fail_and_other_sessions_work() {
+        let k = keys(b"a secret that is long enough for tests");
+        let user = UserId::new();
+        let (ended, open) = (Uuid::now_v7(), Uuid::now_v7());
+        let t1 = k.issue_access(user, Role::User, ended).unwrap();
+        let t2 = k.issue_access(user, Role::User, open).unwrap();
+        k.revoke_session(ended).await;
+        assert_eq!(k.verify(&t1).unwrap_err(), "token was revoked (its session ended)");
+        assert!(k.verify(&t2).is_ok());
     }
 
     #[tokio::test]

@@ -193,6 +193,22 @@ pub struct Config {
     /// Prefix of the exchange and queue names (lets several deployments share a broker).
     #[arg(long, env = "AMQP_PREFIX", default_value = "boxoffice")]
     pub amqp_prefix: String,
+    /// Redis shared by the nodes (rate limits, revocations, pub/sub), `redis://` or `rediss://`
+    /// (TLS); unset: each process keeps these to itself.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// PEM file of the CA that signs the Redis server's certificate (`rediss://`); unset: the
+    /// public web PKI roots.
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<String>,
+    /// Prefix of every Redis key and channel (lets several deployments share a Redis).
+    #[arg(long, env = "REDIS_PREFIX", default_value = "boxoffice")]
+    pub redis_prefix: String,
+    /// How long a node keeps an event's unchanging fields for the detail route (changes
+    /// invalidate it on every node at once; this bounds a change lost while Redis was away);
+    /// `0` = off. Availability is never cached.
+    #[arg(long, env = "EVENT_CACHE_TTL_SECS", default_value_t = 30)]
+    pub event_cache_ttl_secs: u64,
     /// e.g. `smtp://127.0.0.1:1025` (plain), `smtps://user:pass@host`; unset: `.eml` files.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -346,6 +362,10 @@ impl Default for Config {
             payment_saga_lease_secs: 30,
             amqp_url: None,
             amqp_prefix: "boxoffice".into(),
+            redis_url: None,
+            redis_ca_file: None,
+            redis_prefix: "boxoffice".into(),
+            event_cache_ttl_secs: 30,
             smtp_url: None,
             mail_outbox_dir: "data/outbox".into(),
             mail_from: "boxoffice <tickets@boxoffice.local>".into(),
@@ -412,6 +432,12 @@ impl Config {
         }
         if self.cluster_secret.as_deref().is_some_and(|s| s.len() < 16) {
             anyhow::bail!("CLUSTER_SECRET must be at least 16 characters");
+        }
+        if self.redis_url.as_deref().is_some_and(|u| !u.starts_with("redis://") && !u.starts_with("rediss://")) {
+            anyhow::bail!("REDIS_URL must start with redis:// or rediss://");
+        }
+        if self.redis_prefix.is_empty() {
+            anyhow::bail!("REDIS_PREFIX must not be empty");
         }
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");

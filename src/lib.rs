@@ -19,5 +19,6 @@ pub mod receipt;
 pub mod receipts;
 pub mod seed;
 pub mod service;
+pub mod shared;
 pub mod startup;
 pub mod telemetry;

@@ -25,6 +25,7 @@ use crate::payments::simulated::{SimulatedProvider, SimulatedSettings};
 use crate::payments::{PaymentSettings, Payments};
 use crate::persistence::Store;
 use crate::receipts::{ReceiptStorage, Receipts, RetrySettings};
+use crate::shared::SharedState;
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, config.database_max_connections).await?;
@@ -53,12 +54,14 @@ struct Background {
     workers: Option<ActorRef<PoolMsg>>,
     sampler: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
+    shared: SharedState,
 }
 
 impl Background {
     fn stop(&self) {
         self.sampler.abort();
         self.heartbeat.abort();
+        self.shared.stop();
         if let Some(r) = &self.relay {
             r.stop(Some("shutdown".into()));
         }
@@ -130,11 +133,13 @@ impl Application {
                 auth::random_secret()
             }
         };
+        let shared = SharedState::start(&config).await?;
         let keys = TokenKeys::new(
             &secret,
             Duration::from_secs(config.access_token_ttl_secs),
             Duration::from_secs(config.refresh_token_ttl_secs),
-        );
+        )
+        .with_revocations(shared.revocations.clone());
         let listener = TcpListener::bind(&config.bind_addr)
             .await
             .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot listen on {}: {e}", config.bind_addr))?;
@@ -219,8 +224,8 @@ impl Application {
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
-        let background = Background { relay: Some(relay), workers, sampler, heartbeat };
-        let services = Services { payments, bus, webhook_secret, receipts, cluster };
+        let background = Background { relay: Some(relay), workers, sampler, heartbeat, shared: shared.clone() };
+        let services = Services { payments, bus, webhook_secret, receipts, cluster, shared };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port, background })

@@ -114,6 +114,21 @@ fn describe() {
     }
     describe_gauge!("boxoffice_broker_up", "1 while the message broker answers (always 1 in process)");
     gauge!("boxoffice_broker_up").increment(0.0);
+    describe_gauge!("boxoffice_redis_up", "1 while Redis answers (0 when down or REDIS_URL is unset)");
+    gauge!("boxoffice_redis_up").increment(0.0);
+    describe_gauge!("boxoffice_redis_configured", "1 when REDIS_URL is set (the nodes share limits and revocations)");
+    gauge!("boxoffice_redis_configured").increment(0.0);
+    describe_counter!(
+        "boxoffice_redis_fallbacks_total",
+        "Times a part (rate_limit, revocation, pubsub) used its in-process fallback because Redis was down"
+    );
+    for part in crate::shared::PARTS {
+        counter!("boxoffice_redis_fallbacks_total", "part" => part).increment(0);
+    }
+    describe_counter!("boxoffice_event_cache_total", "Event detail look-ups by cache result (hit, miss)");
+    for result in ["hit", "miss"] {
+        counter!("boxoffice_event_cache_total", "result" => result).increment(0);
+    }
     describe_gauge!("boxoffice_dead_letters", "Messages waiting in the dead-letter queue (sampled)");
     gauge!("boxoffice_dead_letters").increment(0.0);
 

@@ -39,6 +39,8 @@ locals {
     api = {
       DATABASE_URL           = aws_secretsmanager_secret.database_url.arn
       AMQP_URL               = aws_secretsmanager_secret.amqp_url.arn
+      # rediss:// to ElastiCache (TLS in transit, AUTH token): limits and revocations shared by the API tasks.
+      REDIS_URL              = aws_secretsmanager_secret.redis_url.arn
       JWT_SECRET             = aws_secretsmanager_secret.jwt.arn
       PAYMENT_WEBHOOK_SECRET = aws_secretsmanager_secret.webhook.arn
     }

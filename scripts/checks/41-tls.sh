@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # TLS to the data stores, against local servers with TLS turned on and certificates made here:
 #   - a second PostgreSQL cluster on a free port that accepts TLS connections only (hostssl);
-#   - a second RabbitMQ node on a free port with only an AMQPS listener.
-# The engine must connect with sslmode=verify-full (the test CA as sslrootcert) and with
-# amqps:// (the test CA as cacertfile), must fail without TLS, and must refuse a server it cannot
-# verify (proving the certificate is checked, not only the channel encrypted).
+#   - a second RabbitMQ node on a free port with only an AMQPS listener;
+#   - a Redis (Debian's redis-server, built with TLS) on a free port with only a TLS port.
+# The engine must connect with sslmode=verify-full (the test CA as sslrootcert), with
+# amqps:// (the test CA as cacertfile) and with rediss:// (the test CA as REDIS_CA_FILE), must fail
+# without TLS, and must refuse a server it cannot verify (proving the certificate is checked, not
+# only the channel encrypted). Redis being unreachable degrades the engine (`"redis":"down"` in
+# /readyz) rather than unreadying it, so the Redis cases read that field.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -21,6 +24,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   [[ -f "$tmp/pg/postmaster.pid" ]] && runuser -u postgres -- "$pg_bin/pg_ctl" -D "$tmp/pg" -m fast stop >/dev/null 2>&1
+  if [[ -n "${redis_pid:-}" ]]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
   if [[ -n "${rmq_pid:-}" ]]; then kill "$rmq_pid" 2>/dev/null; wait "$rmq_pid" 2>/dev/null; fi
   # The node's Erlang VM outlives the script wrapper; stop it by its own pid file.
   [[ -f "$tmp/rmq/pid" ]] && kill "$(cat "$tmp/rmq/pid")" 2>/dev/null
@@ -135,6 +139,26 @@ s=$(engine amqps-unknown AMQP_URL="$amqps" AMQP_PREFIX=tlscheck)
 [[ "$s" == 503 ]] && ok "rabbitmq: amqps:// refuses a broker whose certificate it cannot verify (readyz 503)" || fail "rabbitmq: unverifiable broker gave readyz $s, expected 503"
 s=$(engine amqp-plain AMQP_URL="amqp://guest:guest@localhost:$amqps_port/%2f" AMQP_PREFIX=tlscheck)
 [[ "$s" == 503 ]] && ok "rabbitmq: plain amqp:// to the TLS listener does not pass for a broker (readyz 503)" || { fail "rabbitmq: plain amqp:// gave readyz $s, expected 503"; cat "$tmp/amqp-plain.readyz"; grep -v '^ ' "$tmp/amqp-plain.log" | tail -5; }
+
+# ---- Redis with a TLS port only ----------------------------------------------------------------
+redis_port=$(free_port)
+redis-server --port 0 --tls-port "$redis_port" --bind 127.0.0.1 --tls-cert-file "$tmp/server.pem" \
+  --tls-key-file "$tmp/server.key" --tls-ca-cert-file "$tmp/ca.pem" --tls-auth-clients no \
+  --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+if wait_port "$redis_port" 20; then ok "redis with only a TLS port started"
+else fail "redis with TLS starts"; tail -5 "$tmp/redis.log"; fi
+redis_field() { grep -o '"redis":"[a-z]*"' "$tmp/$1.readyz" | cut -d'"' -f4; }
+rediss="rediss://localhost:$redis_port"
+s=$(engine rediss-ca REDIS_URL="$rediss" REDIS_CA_FILE="$tmp/ca.pem" REDIS_PREFIX=tlscheck)
+r=$(redis_field rediss-ca)
+[[ "$s" == 200 && "$r" == up ]] && ok "redis: rediss:// with the CA: shared state up" || { fail "redis: rediss:// with the CA (readyz $s, redis '$r')"; tail -5 "$tmp/rediss-ca.log"; }
+s=$(engine rediss-unknown REDIS_URL="$rediss" REDIS_PREFIX=tlscheck)
+r=$(redis_field rediss-unknown)
+[[ "$s" == 200 && "$r" == down ]] && ok "redis: rediss:// refuses a server whose certificate it cannot verify (degraded, still ready)" || fail "redis: unverifiable server gave readyz $s with redis '$r', expected 200 and down"
+s=$(engine redis-plain REDIS_URL="redis://localhost:$redis_port" REDIS_PREFIX=tlscheck)
+r=$(redis_field redis-plain)
+[[ "$s" == 200 && "$r" == down ]] && ok "redis: plain redis:// to the TLS port does not pass for Redis" || fail "redis: plain redis:// gave readyz $s with redis '$r', expected 200 and down"
 
 echo "tls: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

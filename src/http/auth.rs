@@ -146,7 +146,7 @@ async fn register(
         }
     };
     let (Some(email), Some(password)) = (email, password) else { return Err(Error::Validation(errors)) };
-    state.limits.auth_attempt(peer, email.as_str())?;
+    state.limits.auth_attempt(peer, email.as_str()).await?;
     let hash = state.passwords.hash(password.expose().to_owned()).await??;
     let user = UserRow::new(email.as_str(), hash, Role::User);
     match state.store.insert_user(&user).await {
@@ -172,7 +172,7 @@ async fn login(
     let (Some(email), Some(password)) = (body.email, body.password) else { return Err(Error::InvalidCredentials) };
     // Not an address at all: no account can match, and saying so quickly reveals nothing.
     let email = Email::parse(&email).map_err(|_| Error::InvalidCredentials)?;
-    state.limits.auth_attempt(peer, email.as_str())?;
+    state.limits.auth_attempt(peer, email.as_str()).await?;
     let user = state.store.user_by_email(email.as_str()).await?;
     // An unknown address costs a hash too (and waits its turn like any other), so neither
     // timing nor a 503 tells which addresses have accounts.
@@ -216,7 +216,7 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap, Json(body): 
 async fn logout(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<RefreshBody>) -> Result<Response> {
     let cookie_flow = wants_cookie(&headers);
     let outcome = match required(presented_refresh_token(&headers, body)?) {
-        Ok(token) => accounts::logout(&state.store, &token).await.map_err(Error::from),
+        Ok(token) => accounts::logout(&state.store, &state.keys, &token).await.map_err(Error::from),
         Err(e) => Err(e),
     };
     // A cookie-flow logout always clears the cookie, even when its session was already gone.

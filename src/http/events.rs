@@ -50,10 +50,13 @@ impl EventView {
     /// includes claims being written, or a watched event's recent refresh), else from the
     /// durable counter; reading never takes the event.
     pub fn new(state: &AppState, e: EventRow) -> Self {
-        let available = match state.registry.hub().current(e.id) {
-            Some(s) => s.counts.available() as i64,
-            None => (e.capacity - e.reserved).max(0),
-        };
+        let live = state.registry.hub().current(e.id).map(|s| s.counts.available() as i64);
+        Self::with_live(e, live)
+    }
+
+    /// With the live availability already taken (`None`: the durable counter of `e`).
+    fn with_live(e: EventRow, live: Option<i64>) -> Self {
+        let available = live.unwrap_or((e.capacity - e.reserved).max(0));
         Self {
             id: e.id.0,
             seated: e.seat_map.is_some(),
@@ -204,8 +207,12 @@ async fn create_event(
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(("id" = Uuid, Path)),
     responses((status = 200, body = EventView), (status = 404, body = Problem)))]
 async fn get_event(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<EventView>> {
-    let e = state.store.event(EventId(id)).await?.ok_or(Error::NotFound("event not found"))?;
-    Ok(Json(EventView::new(&state, e)))
+    let id = EventId(id);
+    // Live counts first: with them the cache needs no database read at all.
+    let live = state.registry.snapshot(id).map(|s| s.counts.available() as i64);
+    let e =
+        state.shared.events.event(&state.store, id, live.is_some()).await?.ok_or(Error::NotFound("event not found"))?;
+    Ok(Json(EventView::with_live(e, live)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -249,6 +256,7 @@ async fn update_event(
         seat_map_given: b.seat_map.is_some(),
     };
     let row = state.office.update_event(EventId(id), draft).await?;
+    state.shared.events.invalidate(row.id).await;
     Ok(Json(EventView::new(&state, row)))
 }
 
@@ -256,6 +264,7 @@ async fn update_event(
     responses((status = 204, description = "deleted"), (status = 404, body = Problem), (status = 409, description = "event_has_bookings", body = Problem)))]
 async fn delete_event(State(state): State<AppState>, Admin(admin): Admin, Path(id): Path<Uuid>) -> Result<StatusCode> {
     state.registry.delete(EventId(id)).await?;
+    state.shared.events.invalidate(EventId(id)).await;
     tracing::info!(event_id = %id, admin = %admin.user_id, "event deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -48,6 +48,7 @@ use crate::cpu::CpuPool;
 use crate::payments::Payments;
 use crate::persistence::Store;
 use crate::service::BoxOffice;
+use crate::shared::SharedState;
 pub use error::{Error, Result};
 pub use serve::{ServeSettings, serve};
 
@@ -84,6 +85,8 @@ pub struct Shared {
     pub cluster: Cluster,
     /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
     pub trusted_proxies: Arc<Vec<crate::net::Cidr>>,
+    /// Redis and what the nodes share through it (or its in-process fallbacks).
+    pub shared: SharedState,
 }
 
 /// What the payment and notification routes need besides the engine.
@@ -93,6 +96,7 @@ pub struct Services {
     pub webhook_secret: Vec<u8>,
     pub receipts: crate::receipts::Receipts,
     pub cluster: Cluster,
+    pub shared: SharedState,
 }
 
 impl std::ops::Deref for AppState {
@@ -117,14 +121,14 @@ impl AppState {
         metrics: PrometheusHandle,
         services: Services,
     ) -> Self {
-        let limits = limit::Limits::new(&config);
+        let limits = limit::Limits::new(&config, services.shared.limiter.clone());
         let passwords =
             Passwords::new(config.password_hash_concurrency, Duration::from_millis(config.password_hash_wait_ms));
         // One MAC per core at most; a webhook waits up to 2 s for its turn (the provider
         // retries a 503, and the saga polls the provider meanwhile).
         let webhook_cpu = CpuPool::new("webhook_mac", 0, Duration::from_secs(2));
         let streams = streams::StreamGate::new(&config);
-        let Services { payments, bus, webhook_secret, receipts, cluster } = services;
+        let Services { payments, bus, webhook_secret, receipts, cluster, shared } = services;
         // Validated at start-up (`Config::validate`).
         let trusted_proxies = Arc::new(crate::net::parse_cidrs(&config.trusted_proxies).unwrap_or_default());
         let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone(), receipts);
@@ -145,6 +149,7 @@ impl AppState {
             webhook_secret,
             cluster,
             trusted_proxies,
+            shared,
         }))
     }
 }

@@ -1,5 +1,5 @@
 //! Operations: liveness, readiness (the store and the broker answer; the verdict is reused for
-//! a second) and Prometheus metrics.
+//! a second; Redis being down degrades but does not unready) and Prometheus metrics.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,9 @@ pub struct Readiness {
     status: &'static str,
     store: &'static str,
     broker: String,
+    /// `off` (REDIS_URL unset: in-process limits and revocations), `up`, or `down` (degraded:
+    /// local fallbacks in use until Redis answers again; still ready).
+    redis: &'static str,
     event_actors: usize,
 }
 
@@ -82,7 +85,7 @@ async fn check_dependencies(state: &AppState) -> Result<(), String> {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "the store and the broker answered (checked at most once a second)", body = Readiness),
+    responses((status = 200, description = "the store and the broker answered (checked at most once a second); `redis` says whether the shared state is degraded", body = Readiness),
         (status = 503, description = "a dependency is down", body = Problem)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error> {
     state.readiness.verdict(&state).await.map_err(Error::Unavailable)?;
@@ -90,6 +93,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error>
         status: "ready",
         store: state.store.engine(),
         broker: state.bus.describe(),
+        redis: state.shared.status(),
         event_actors: state.registry.running_actors(),
     }))
 }

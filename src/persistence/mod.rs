@@ -455,6 +455,13 @@ impl Store {
         raw.map(EventRow::try_from).transpose()
     }
 
+    /// The capacity and reserved seats of a live event (the durable counter), without the rest
+    /// of its row: what the event cache overlays on the fields it keeps.
+    pub async fn event_capacity_reserved(&self, id: EventId) -> StoreResult<Option<(i64, i64)>> {
+        const SQL: &str = "SELECT capacity, reserved FROM events WHERE id = $1 AND deleted_at IS NULL";
+        Ok(on_pool!(self, p => sqlx::query_as(SQL).bind(id.0).fetch_optional(p).await)?)
+    }
+
     pub async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<EventRow>> {
         let mut sql = format!("SELECT {} FROM events WHERE deleted_at IS NULL", rows::EVENT_COLUMNS);
         let mut args = Vec::new();

@@ -32,6 +32,7 @@ mod relay;
 mod resilience;
 mod saga_crash;
 mod sessions;
+mod shared_state;
 mod tokens;
 mod web;
 mod worker_role;
