@@ -4,6 +4,7 @@
 
 mod auth;
 mod bookings;
+pub mod contract;
 pub mod error;
 mod events;
 mod extract;
@@ -174,16 +175,23 @@ pub struct Problem {
     /// Stable machine-readable code, e.g. `sold_out`.
     pub code: String,
     pub detail: String,
+    /// `validation_failed` only: a message per invalid field (`body` when the body as a whole
+    /// is not a JSON object). Conflicts may add facts of their own (e.g. `available`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The whole HTTP application as one service.
 pub type App = BoxCloneSyncService<Request, Response, Infallible>;
 
-/// Routes with their per-route layers (metrics by matched route, rate limit, body limit,
-/// timeout), wrapped once in the cross-cutting layers. Those sit outside the router on purpose:
-/// axum clones a route's service stack for every request, and the CORS layer's clone alone
-/// showed in the profile of a hold.
-pub fn app(state: AppState) -> App {
+/// The routers and the document that describes them, built from the same route definitions.
+struct Parts {
+    api: Router<AppState>,
+    streams: Router<AppState>,
+    openapi: utoipa::openapi::OpenApi,
+}
+
+fn parts() -> Parts {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(events::router())
@@ -195,7 +203,81 @@ pub fn app(state: AppState) -> App {
     let (streams, streams_doc) = OpenApiRouter::new().merge(streams::router()).split_for_parts();
     let mut openapi = openapi;
     openapi.merge(streams_doc);
-    let openapi = Arc::new(openapi);
+    use utoipa::Modify as _;
+    contract::ProblemResponses.modify(&mut openapi);
+    contract::IdempotencyKeyRule.modify(&mut openapi);
+    contract::UniqueSeats.modify(&mut openapi);
+    Parts { api, streams, openapi }
+}
+
+/// The OpenAPI document the server serves at `/api/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    contract::document(&parts().openapi)
+}
+
+/// Every route the router really serves, as `(METHOD, path template)`: read from the axum
+/// routers themselves (not from the document), so a route added without an OpenAPI annotation
+/// shows up here and the contract test catches it. `/api/openapi.json` is the document itself.
+pub fn routes() -> Vec<(String, String)> {
+    let Parts { api, streams, .. } = parts();
+    let mut out = Vec::new();
+    for router in [api, streams] {
+        out.extend(route_table(&format!("{router:?}")));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Parses axum's `Debug` output of a router: `routes: {RouteId(n): MethodRouter(MethodRouter {
+/// get: .., post: None, ..})}` and `paths: {RouteId(n): "/path"}`. axum offers no other view of
+/// its table; a change of that output empties the list, which the contract test refuses.
+fn route_table(debug: &str) -> Vec<(String, String)> {
+    let mut paths = std::collections::HashMap::new();
+    if let Some(at) = debug.find("paths: {") {
+        let rest = &debug[at + "paths: {".len()..];
+        let rest = &rest[..rest.find('}').unwrap_or(rest.len())];
+        for entry in rest.split(", RouteId(").map(|e| e.trim_start_matches("RouteId(")) {
+            if let Some((id, path)) = entry.split_once("): ") {
+                paths.insert(id.to_owned(), path.trim_matches('"').to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let Some(at) = debug.find("routes: {") else { return out };
+    let mut rest = &debug[at..];
+    while let Some(i) = rest.find("RouteId(") {
+        rest = &rest[i + "RouteId(".len()..];
+        let Some((id, after)) = rest.split_once("): ") else { break };
+        if !after.starts_with("MethodRouter(") {
+            break;
+        }
+        let body = after.split_once("fallback:").map_or(after, |(b, _)| b);
+        for method in ["get", "head", "delete", "options", "patch", "post", "put", "trace", "connect"] {
+            let field = format!("{method}: ");
+            let Some(j) = body.find(&format!(" {field}")).or_else(|| body.find(&format!("{{ {field}"))) else {
+                continue;
+            };
+            let value = &body[j..].trim_start_matches(['{', ' '])[field.len()..];
+            // An unset method is `None`; `head` is served by `get` implicitly.
+            if !value.starts_with("None") && method != "head" {
+                if let Some(path) = paths.get(id) {
+                    out.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        rest = after;
+    }
+    out
+}
+
+/// Routes with their per-route layers (metrics by matched route, rate limit, body limit,
+/// timeout), wrapped once in the cross-cutting layers. Those sit outside the router on purpose:
+/// axum clones a route's service stack for every request, and the CORS layer's clone alone
+/// showed in the profile of a hold.
+pub fn app(state: AppState) -> App {
+    let Parts { api, streams, openapi } = parts();
+    let openapi = Arc::new(contract::document(&openapi));
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let cors = cors(&state.config.cors_origins);
