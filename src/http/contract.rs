@@ -184,6 +184,8 @@ impl utoipa::Modify for UniqueSeats {
 /// `operationId` (and `operationRef`), without which clients and fuzzers ignore the links.
 pub fn document(openapi: &OpenApi) -> serde_json::Value {
     let mut doc = serde_json::to_value(openapi).expect("the document serialises");
+    either_or(&mut doc);
+    date_time_pattern(&mut doc);
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         for op in paths.values_mut().filter_map(|item| item.as_object_mut()).flat_map(|item| item.values_mut()) {
             let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
@@ -204,4 +206,50 @@ pub fn document(openapi: &OpenApi) -> serde_json::Value {
         }
     }
     doc
+}
+
+/// RFC 3339 as the server reads it, years 1 to 9999 (`format` alone is only an annotation in
+/// JSON Schema, so an empty string would be "valid").
+pub const DATE_TIME_PATTERN: &str =
+    r"^(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+
+fn date_time_pattern(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("format").and_then(|f| f.as_str()) == Some("date-time") && !m.contains_key("pattern") {
+                m.insert("pattern".into(), DATE_TIME_PATTERN.into());
+            }
+            m.values_mut().for_each(date_time_pattern);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(date_time_pattern),
+        _ => {}
+    }
+}
+
+/// The request rules "exactly one of two fields" and "the field the method needs", as `oneOf`
+/// (a null field counts as absent, as the server reads it).
+fn either_or(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let one_of = |a: &str, a_type: &str, b: &str, b_type: &str| {
+        json!([
+            {"required": [a], "properties": {a: {"type": a_type}, b: {"type": "null"}}},
+            {"required": [b], "properties": {b: {"type": b_type}, a: {"type": "null"}}},
+        ])
+    };
+    let rules = [
+        ("CreateBooking", one_of("quantity", "integer", "seats", "array")),
+        ("CreateEvent", one_of("capacity", "integer", "seat_map", "object")),
+        (
+            "CreatePayment",
+            json!([
+                {"required": ["card_token"], "properties": {"method": {"const": "card"}, "card_token": {"type": "string"}}},
+                {"required": ["phone_number"], "properties": {"method": {"const": "mobile_money"}, "phone_number": {"type": "string"}}},
+            ]),
+        ),
+    ];
+    for (name, rule) in rules {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")).and_then(|s| s.as_object_mut()) {
+            schema.insert("oneOf".into(), rule);
+        }
+    }
 }

@@ -209,7 +209,9 @@ impl From<BookingError> for Error {
                 detail: "this ticket is for another event; it was not used and stays valid there".into(),
                 extra: Some(("ticket_event_id", json!(ticket_event))),
             },
-            BookingError::NoSuchTicket => Error::NotFound("no valid ticket with this code"),
+            // The door (the event) exists; the code matches no confirmed booking: a refusal at
+            // the door like `wrong_event`, not a missing resource.
+            BookingError::NoSuchTicket => Error::conflict("unknown_ticket", "no valid ticket with this code"),
             BookingError::EventRefuses(r) => r.into(),
         }
     }

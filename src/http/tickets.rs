@@ -41,8 +41,8 @@ pub struct Admission {
     request_body = CheckInRequest, security(("bearer" = [])),
     responses((status = 200, description = "admitted", body = Admission),
         JsonBody, AdminOnly, IdPath, Limited,
-        (status = 404, description = "not_found: no such event, or no valid ticket with this code", body = Problem),
-        (status = 409, description = "already_checked_in, or wrong_event (the ticket is for another event; it stays unused)", body = Problem)))]
+        (status = 404, description = "not_found: no such event", body = Problem),
+        (status = 409, description = "unknown_ticket (no confirmed booking has this code), already_checked_in, or wrong_event (the ticket is for another event; it stays unused)", body = Problem)))]
 async fn check_in(
     State(state): State<AppState>,
     Admin(admin): Admin,

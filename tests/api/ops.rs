@@ -1,6 +1,6 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
 
