@@ -6,11 +6,12 @@ Auth: admin-only operations get the admin's bearer token, every other operation 
 
 Positive cases only, the request rules that JSON Schema cannot state are kept (each is stated
 in the operation's description and enforced with a 422 by the server):
-  - create event: `max_per_booking` and `max_per_user` at most the capacity; a seat map's
+  - create event: exactly one of `capacity` and `seat_map` (not as `oneOf`: the web app's
+    generated types cannot build such a body); `max_per_booking` and `max_per_user` at most the capacity; a seat map's
     section names and row labels unique per level, at most 100,000 seats in all, seat ids
     unambiguous;
   - list events: `cursor` is one the API gave (an opaque token), so a made-up one is dropped.
-("Exactly one of" rules and the field a payment method needs are in the schema, as `oneOf`.)
+(`quantity` or `seats`, and the field a payment method needs, are in the schema as `oneOf`.)
 Negative cases are never filtered.
 """
 

@@ -230,15 +230,22 @@ fn date_time_pattern(v: &mut serde_json::Value) {
 /// (a null field counts as absent, as the server reads it).
 fn either_or(doc: &mut serde_json::Value) {
     use serde_json::json;
-    let one_of = |a: &str, a_type: &str, b: &str, b_type: &str| {
+    let one_of = |a: &str, a_schema: serde_json::Value, b: &str, b_schema: serde_json::Value| {
         json!([
-            {"required": [a], "properties": {a: {"type": a_type}, b: {"type": "null"}}},
-            {"required": [b], "properties": {b: {"type": b_type}, a: {"type": "null"}}},
+            {"required": [a], "properties": {a: a_schema, b: {"type": "null"}}},
+            {"required": [b], "properties": {b: b_schema, a: {"type": "null"}}},
         ])
     };
     let rules = [
-        ("CreateBooking", one_of("quantity", "integer", "seats", "array")),
-        ("CreateEvent", one_of("capacity", "integer", "seat_map", "object")),
+        (
+            "CreateBooking",
+            one_of(
+                "quantity",
+                json!({"type": "integer"}),
+                "seats",
+                json!({"type": "array", "items": {"type": "string"}}),
+            ),
+        ),
         (
             "CreatePayment",
             json!([
