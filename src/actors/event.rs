@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 
-use super::{BookingError, EngineContext, Snapshot, StatusChange};
+use super::{BookingError, EngineContext, EventRefusal, Snapshot, StatusChange};
 use crate::domain::FieldErrors;
 use crate::domain::booking::{BookingStatus, CancelReason, may_cancel};
 use crate::domain::ids::{BookingId, EventId, UserId};
@@ -192,32 +192,22 @@ impl EventState {
                 return Err(BookingError::Invalid(FieldErrors::single("quantity", "must be at least 1")));
             }
             ClaimRequest::Quantity(q) if *q > max => {
-                return Err(BookingError::Invalid(FieldErrors::single("quantity", format!("must be at most {max}"))));
+                return Err(BookingError::EventRefuses(EventRefusal::OverBookingLimit { field: "quantity", max }));
             }
             ClaimRequest::Quantity(q) => ClaimSpec::Quantity(*q),
             ClaimRequest::Seats(ids) => {
                 let Some(map) = self.inv.seat_map() else {
-                    return Err(BookingError::Invalid(FieldErrors::single(
-                        "seats",
-                        "this event has general admission; ask for a quantity",
-                    )));
+                    return Err(BookingError::EventRefuses(EventRefusal::GeneralAdmission));
                 };
                 if ids.is_empty() {
                     return Err(BookingError::Invalid(FieldErrors::single("seats", "must list at least one seat")));
                 }
                 if ids.len() > max as usize {
-                    return Err(BookingError::Invalid(FieldErrors::single(
-                        "seats",
-                        format!("at most {max} seats per booking"),
-                    )));
+                    return Err(BookingError::EventRefuses(EventRefusal::OverBookingLimit { field: "seats", max }));
                 }
-                let unknown: Vec<&str> =
-                    ids.iter().filter(|id| map.seat_index(id).is_none()).map(String::as_str).collect();
+                let unknown: Vec<String> = ids.iter().filter(|id| map.seat_index(id).is_none()).cloned().collect();
                 if !unknown.is_empty() {
-                    return Err(BookingError::Invalid(FieldErrors::single(
-                        "seats",
-                        format!("unknown seat ids: {}", unknown.join(", ")),
-                    )));
+                    return Err(BookingError::EventRefuses(EventRefusal::UnknownSeats(unknown)));
                 }
                 ClaimSpec::Seats(ids.iter().filter_map(|id| map.seat_index(id)).collect())
             }
@@ -814,10 +804,7 @@ async fn update(
     state.last_activity = Instant::now();
     let mut patch = patch;
     if state.inv.is_seated() && patch.capacity.is_some() {
-        return Err(BookingError::Invalid(FieldErrors::single(
-            "capacity",
-            "a seated event's capacity is its seat count",
-        )));
+        return Err(BookingError::EventRefuses(EventRefusal::SeatedCapacity));
     }
     let previous = state.inv.counts().capacity;
     let capacity = patch.capacity.map(|c| c as u32).unwrap_or(previous);
@@ -834,7 +821,7 @@ async fn update(
     ] {
         match *asked {
             Some(max) if max > capacity as i64 => {
-                return Err(BookingError::Invalid(FieldErrors::single(field, "must not exceed the capacity")));
+                return Err(BookingError::EventRefuses(EventRefusal::ExceedsCapacity { field, capacity }));
             }
             None if current > capacity as i64 => *asked = Some(capacity as i64),
             _ => {}

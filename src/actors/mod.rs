@@ -65,6 +65,26 @@ pub enum BookingError {
     /// No confirmed booking has this ticket code.
     #[error("no valid ticket with this code")]
     NoSuchTicket,
+    /// A request valid in itself that the event's current definition refuses.
+    #[error("the event refuses this request")]
+    EventRefuses(EventRefusal),
+}
+
+/// Why an event refuses a request that is well-formed: the rule depends on the event's state
+/// (its kind, seat map, limits or capacity), not on the request alone, so it is a conflict (409)
+/// rather than invalid input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRefusal {
+    /// More seats in one booking than the event's `max_per_booking`.
+    OverBookingLimit { field: &'static str, max: u32 },
+    /// Seat ids for a general-admission event.
+    GeneralAdmission,
+    /// Seat ids that the event's seat map does not have.
+    UnknownSeats(Vec<String>),
+    /// A capacity change for a seated event (its capacity is its seat map).
+    SeatedCapacity,
+    /// A per-booking or per-user limit above the event's capacity.
+    ExceedsCapacity { field: &'static str, capacity: u32 },
 }
 
 /// Settings every event actor shares.

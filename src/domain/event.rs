@@ -22,7 +22,7 @@ pub struct Currency(String);
 
 impl Currency {
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let s = raw.trim().to_ascii_uppercase();
+        let s = raw.to_ascii_uppercase();
         if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Self(s))
         } else {
@@ -84,16 +84,17 @@ pub fn parse_text(errors: &mut FieldErrors, field: &str, value: Option<&str>, ma
         errors.add(field, "must not contain control characters");
         return String::new();
     }
+    // The length counts the text as given (as JSON Schema's maxLength does), blanks included.
+    if value.is_some_and(|v| v.chars().count() > max) {
+        errors.add(field, format!("must be at most {max} characters"));
+        return String::new();
+    }
     match value.map(str::trim) {
         None | Some("") if required => {
             errors.add(field, "is required");
             String::new()
         }
         None => String::new(),
-        Some(s) if s.chars().count() > max => {
-            errors.add(field, format!("must be at most {max} characters"));
-            String::new()
-        }
         Some(s) => s.to_owned(),
     }
 }

@@ -6,19 +6,25 @@ use sha2::{Digest, Sha256};
 
 pub const MAX_KEY_LEN: usize = 255;
 
-/// A client's idempotency key: 1 to 255 visible ASCII characters (surrounding blanks trimmed).
+/// The key rule as the OpenAPI document states it (the same rule as [`IdempotencyKey::parse`]).
+pub const KEY_PATTERN: &str = "^[\\x21-\\x7E]{1,255}$";
+
+/// A client's idempotency key: 1 to 255 visible ASCII characters (`!` to `~`; no spaces). The
+/// blanks HTTP allows around a header value are not part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     pub fn parse(raw: &[u8]) -> Result<Self, String> {
-        let visible = raw.iter().all(|b| b.is_ascii_graphic() || *b == b' ' || *b == b'\t');
-        let text = std::str::from_utf8(raw).ok().filter(|_| visible);
-        let key = text.ok_or_else(|| "Idempotency-Key must be visible ASCII".to_owned())?.trim();
+        let key = raw.trim_ascii();
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return Err(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"));
         }
-        Ok(Self(key.to_owned()))
+        if !key.iter().all(u8::is_ascii_graphic) {
+            return Err("Idempotency-Key must be visible ASCII characters (no spaces)".to_owned());
+        }
+        // Visible ASCII is UTF-8.
+        Ok(Self(String::from_utf8_lossy(key).into_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -49,6 +55,16 @@ mod tests {
         assert!(IdempotencyKey::parse(&[b'a'; 255]).is_ok());
         assert!(IdempotencyKey::parse("clé".as_bytes()).is_err());
         assert!(IdempotencyKey::parse(b"a\x01b").is_err());
+        assert!(IdempotencyKey::parse(b"a b").is_err());
+    }
+
+    #[test]
+    fn the_documented_pattern_is_the_rule() {
+        assert_eq!(KEY_PATTERN, r"^[\x21-\x7E]{1,255}$");
+        assert_eq!(MAX_KEY_LEN, 255);
+        for b in 0u8..=255 {
+            assert_eq!(IdempotencyKey::parse(&[b'k', b, b'k']).is_ok(), (0x21..=0x7e).contains(&b), "byte {b:#x}");
+        }
     }
 
     #[test]

@@ -166,11 +166,12 @@ pub fn new_ticket_code() -> String {
 
 /// A ticket code as typed or scanned at a door: trimmed and upper-cased, 1 to 64 characters.
 pub fn normalise_ticket_code(raw: &str) -> Result<String, &'static str> {
-    let code = raw.trim().to_uppercase();
-    if code.is_empty() || code.len() > 64 {
+    // Counted as given (as JSON Schema counts), before trimming and upper-casing.
+    let code = raw.trim();
+    if code.is_empty() || raw.chars().count() > 64 {
         return Err("must be 1 to 64 characters");
     }
-    Ok(code)
+    Ok(code.to_uppercase())
 }
 
 #[cfg(test)]

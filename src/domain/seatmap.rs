@@ -12,19 +12,35 @@ pub type SeatIdx = u32;
 /// The seat map as clients send and receive it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeatMapSpec {
+    /// Section names unique; at most 100,000 seats in all; every seat id
+    /// (`<section>-<row>-<number>`) unambiguous.
+    #[schema(min_items = 1)]
     pub sections: Vec<SectionSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SectionSpec {
+    /// 1 to 64 characters, not only blanks, no control characters.
+    #[schema(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
+    /// Row labels unique within the section.
+    #[schema(min_items = 1)]
     pub rows: Vec<RowSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowSpec {
+    /// 1 to 64 characters, not only blanks, no control characters.
+    #[schema(
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub label: String,
     /// Number of seats in the row, numbered from 1.
+    #[schema(minimum = 1, maximum = 2000)]
     pub seats: u32,
 }
 
@@ -125,7 +141,8 @@ impl SeatMap {
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), String> {
-    if name.trim().is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+    // Counted in characters, as the document's maxLength counts.
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(format!("{what} must be 1 to {MAX_NAME} printable characters"));
     }
     Ok(())

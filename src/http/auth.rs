@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contract::{Bearer, JsonBody, Limited};
 use super::extract::{AuthUser, Json, PeerAddr};
 use super::{AppState, Error, Problem, Result};
 use crate::accounts;
@@ -33,9 +34,24 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
 }
 
+/// A new account. Every missing or invalid field is reported at once (422).
+#[derive(Deserialize, ToSchema)]
+pub struct Registration {
+    /// An e-mail address (stored lower-cased), at most 254 characters.
+    #[schema(value_type = String, required = true, max_length = 254, pattern = r"^[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+@[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+(\.[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+)+$")]
+    email: Option<String>,
+    /// 8 to 1024 characters.
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 1024)]
+    password: Option<String>,
+}
+
+/// Credentials to sign in with. Anything that matches no account is `401 invalid_credentials`,
+/// a missing field too: a login form never learns which part was wrong.
 #[derive(Deserialize, ToSchema)]
 pub struct Credentials {
+    #[schema(value_type = String, required = true)]
     email: Option<String>,
+    #[schema(value_type = String, required = true)]
     password: Option<String>,
 }
 
@@ -127,14 +143,15 @@ fn token_response(state: &AppState, headers: &HeaderMap, mut pair: TokenPair) ->
     resp
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Credentials,
-    responses((status = 201, body = UserView), (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem),
-        (status = 429, description = "rate_limited: too many attempts from this address or for this e-mail (see Retry-After)", body = Problem),
-        (status = 503, description = "password hashing is saturated; retry after Retry-After", body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = Registration,
+    responses((status = 201, body = UserView), JsonBody, Limited,
+        (status = 409, description = "email_taken", body = Problem),
+        (status = 429, description = "rate_limited: too many requests, or too many sign-ups from this address or for this e-mail (see Retry-After)", body = Problem),
+        (status = 503, description = "unavailable: password hashing is saturated, or the database is unreachable; retry after Retry-After", body = Problem)))]
 async fn register(
     State(state): State<AppState>,
     PeerAddr(peer): PeerAddr,
-    Json(body): Json<Credentials>,
+    Json(body): Json<Registration>,
 ) -> Result<(StatusCode, Json<UserView>)> {
     let mut errors = FieldErrors::default();
     let email = Email::parse(body.email.as_deref().unwrap_or("")).map_err(|m| errors.add("email", m)).ok();
@@ -159,10 +176,12 @@ async fn register(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
-    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: the refresh token is set as an HttpOnly cookie instead of returned")),
-    responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = Problem),
-        (status = 429, description = "rate_limited: too many attempts from this address or for this e-mail (see Retry-After)", body = Problem),
-        (status = 503, description = "password hashing is saturated; retry after Retry-After", body = Problem)))]
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: the refresh token is set as an HttpOnly cookie (`boxoffice_refresh`, path /api/v1/auth) instead of returned; any other value is the JSON flow")),
+    responses((status = 200, body = TokenPair, headers(("Set-Cookie" = String, description = "cookie flow only: the refresh-token cookie"))),
+        JsonBody, Limited,
+        (status = 401, description = "invalid_credentials: no account matches (also when a field is missing)", body = Problem),
+        (status = 429, description = "rate_limited: too many requests, or too many attempts from this address or for this e-mail (see Retry-After)", body = Problem),
+        (status = 503, description = "unavailable: password hashing is saturated, or the database is unreachable; retry after Retry-After", body = Problem)))]
 async fn login(
     State(state): State<AppState>,
     PeerAddr(peer): PeerAddr,
@@ -200,9 +219,12 @@ fn required(token: Option<String>) -> Result<String> {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
-    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: use and rotate the refresh-token cookie")),
-    responses((status = 200, body = TokenPair), (status = 401, body = Problem),
-        (status = 403, description = "the cookie was sent without the X-Boxoffice-Session header", body = Problem)))]
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: use and rotate the refresh-token cookie (`boxoffice_refresh`); the new one is set in its place"),
+        ("boxoffice_refresh" = Option<String>, Cookie, description = "cookie flow only, with the X-Boxoffice-Session: cookie header")),
+    responses((status = 200, body = TokenPair, headers(("Set-Cookie" = String, description = "cookie flow only: the rotated refresh-token cookie"))),
+        JsonBody, Limited,
+        (status = 401, description = "unauthorized: no refresh token, or one that is unknown, expired, revoked or reused", body = Problem),
+        (status = 403, description = "forbidden: the cookie was sent without the X-Boxoffice-Session: cookie header", body = Problem)))]
 async fn refresh(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<RefreshBody>) -> Result<Response> {
     let token = required(presented_refresh_token(&headers, body)?)?;
     let pair = accounts::refresh(&state.store, &state.keys, &token).await?.into();
@@ -210,9 +232,13 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap, Json(body): 
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
-    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: end the cookie's session and clear the cookie")),
-    responses((status = 204, description = "the refresh token's session is ended: none of its refresh tokens works any more"), (status = 401, body = Problem),
-        (status = 403, description = "the cookie was sent without the X-Boxoffice-Session header", body = Problem)))]
+    params(("X-Boxoffice-Session" = Option<String>, Header, description = "`cookie`: end the cookie's session and clear the cookie (204 even when the session was already gone)"),
+        ("boxoffice_refresh" = Option<String>, Cookie, description = "cookie flow only, with the X-Boxoffice-Session: cookie header")),
+    responses((status = 204, description = "the refresh token's session is ended: none of its refresh tokens works any more",
+            headers(("Set-Cookie" = String, description = "cookie flow only: clears the refresh-token cookie"))),
+        JsonBody, Limited,
+        (status = 401, description = "unauthorized: JSON flow only: no refresh token, or one that is unknown or expired", body = Problem),
+        (status = 403, description = "forbidden: the cookie was sent without the X-Boxoffice-Session: cookie header", body = Problem)))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<RefreshBody>) -> Result<Response> {
     let cookie_flow = wants_cookie(&headers);
     let outcome = match required(presented_refresh_token(&headers, body)?) {
@@ -233,7 +259,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Json(body): J
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = UserView), (status = 401, body = Problem)))]
+    responses((status = 200, body = UserView), Bearer, Limited))]
 async fn me(State(state): State<AppState>, AuthUser(p): AuthUser) -> Result<Json<UserView>> {
     let user = state
         .store

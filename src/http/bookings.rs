@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contract::{Bearer, IdPath, JsonBody, Limited};
 use super::events::page_limit;
 use super::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
 use super::{AppState, Error, Problem, Result};
@@ -68,20 +69,35 @@ impl From<BookingRow> for BookingView {
     }
 }
 
+/// Give exactly one of `quantity` and `seats` (422 otherwise). How many seats one booking may
+/// take is the event's `max_per_booking` (409 `over_booking_limit` beyond it).
 #[derive(Deserialize, ToSchema)]
 pub struct CreateBooking {
     /// Any free seats (best adjacent seats on a seated event).
+    #[schema(minimum = 1)]
     quantity: Option<i64>,
-    /// Explicit seat ids of a seated event, e.g. `Stalls-A-12`.
+    /// Explicit seat ids of a seated event, e.g. `Stalls-A-12`, each once. On a
+    /// general-admission event: 409 `general_admission`; ids the seat map lacks: 409 `unknown_seats`.
+    #[schema(min_items = 1)]
     seats: Option<Vec<String>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/events/{id}/bookings", tag = "bookings", params(("id" = Uuid, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body return the same booking")),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body return the same booking; 1 to 255 visible ASCII characters (400 otherwise)")),
     request_body = CreateBooking, security(("bearer" = [])),
-    responses((status = 201, description = "held", body = BookingView), (status = 200, description = "replay of an earlier request", body = BookingView),
-        (status = 404, body = Problem), (status = 409, description = "sold_out, seats_unavailable, or per_user_limit (the account holds or bought the event's max_per_user seats)", body = Problem),
-        (status = 422, description = "validation_failed or idempotency_key_reused", body = Problem), (status = 503, body = Problem)))]
+    responses((status = 201, description = "held", body = BookingView, links(
+            ("get_booking" = (operation_id = "get_booking", parameters(("id" = "$response.body#/id")))),
+            ("create_payment" = (operation_id = "create_payment", parameters(("id" = "$response.body#/id")))),
+            ("cancel_booking" = (operation_id = "cancel_booking", parameters(("id" = "$response.body#/id")))),
+            ("receipt" = (operation_id = "receipt", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 200, description = "replay of an earlier request", body = BookingView),
+        JsonBody, Bearer, IdPath, Limited,
+        (status = 400, description = "bad_request: the body is not JSON, a field has the wrong type, or the Idempotency-Key is not 1 to 255 visible ASCII characters", body = Problem),
+        (status = 404, description = "not_found: no such event", body = Problem),
+        (status = 409, description = "sold_out, seats_unavailable, per_user_limit (the account holds or bought the event's max_per_user seats), over_booking_limit, general_admission or unknown_seats", body = Problem),
+        (status = 422, description = "validation_failed (`errors` names each field) or idempotency_key_reused (the key came with another request)", body = Problem),
+        (status = 503, description = "unavailable: the event is busy or restarting, the database is unreachable, or the request took too long; retry after Retry-After", body = Problem)))]
 async fn create_booking(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
@@ -99,7 +115,10 @@ async fn create_booking(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page (a booking id).
+    #[param(value_type = Option<Uuid>)]
     cursor: Option<String>,
 }
 
@@ -110,7 +129,11 @@ pub struct BookingPage {
 }
 
 #[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, body = BookingPage), (status = 401, body = Problem)))]
+    responses((status = 200, body = BookingPage,
+            links(("next_page" = (operation_id = "list_bookings", parameters(("cursor" = "$response.body#/next_cursor")))))),
+        Bearer, Limited,
+        (status = 400, description = "bad_request: a query parameter has the wrong type, or the cursor is not a booking id", body = Problem),
+        (status = 422, description = "validation_failed: `limit` is not 1 to 100", body = Problem)))]
 async fn list_bookings(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
@@ -133,7 +156,8 @@ async fn list_bookings(
 }
 
 #[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = BookingView), (status = 404, body = Problem)))]
+    responses((status = 200, body = BookingView), Bearer, IdPath, Limited,
+        (status = 404, description = "not_found: no such booking of this account", body = Problem)))]
 async fn get_booking(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
@@ -143,7 +167,8 @@ async fn get_booking(
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = BookingView), (status = 404, body = Problem),
+    responses((status = 200, body = BookingView), Bearer, IdPath, Limited,
+        (status = 404, description = "not_found: no such booking of this account", body = Problem),
         (status = 409, description = "not_cancellable (already expired or cancelled), already_checked_in (the ticket was used at the door) or event_started", body = Problem)))]
 async fn cancel_booking(
     State(state): State<AppState>,

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::accounts::SessionError;
-use crate::actors::BookingError;
+use crate::actors::{BookingError, EventRefusal};
 use crate::domain::FieldErrors;
 use crate::domain::booking::CancelRefusal;
 use crate::persistence::StoreError;
@@ -209,7 +209,40 @@ impl From<BookingError> for Error {
                 detail: "this ticket is for another event; it was not used and stays valid there".into(),
                 extra: Some(("ticket_event_id", json!(ticket_event))),
             },
-            BookingError::NoSuchTicket => Error::NotFound("no valid ticket with this code"),
+            // The door (the event) exists; the code matches no confirmed booking: a refusal at
+            // the door like `wrong_event`, not a missing resource.
+            BookingError::NoSuchTicket => Error::conflict("unknown_ticket", "no valid ticket with this code"),
+            BookingError::EventRefuses(r) => r.into(),
+        }
+    }
+}
+
+/// A conflict with the event's current definition: well-formed requests that this event refuses
+/// (the same request may be fine for another event, or for this one after an update).
+impl From<EventRefusal> for Error {
+    fn from(r: EventRefusal) -> Self {
+        match r {
+            EventRefusal::OverBookingLimit { field, max } => Error::Conflict {
+                code: "over_booking_limit",
+                detail: format!("at most {max} seats per booking for this event ({field})"),
+                extra: Some(("max_per_booking", json!(max))),
+            },
+            EventRefusal::GeneralAdmission => {
+                Error::conflict("general_admission", "this event has general admission; ask for a quantity, not seats")
+            }
+            EventRefusal::UnknownSeats(seats) => Error::Conflict {
+                code: "unknown_seats",
+                detail: format!("the event's seat map has no seats {}", seats.join(", ")),
+                extra: Some(("unknown_seats", json!(seats))),
+            },
+            EventRefusal::SeatedCapacity => {
+                Error::conflict("seated_event", "a seated event's capacity is its seat map; it cannot be set")
+            }
+            EventRefusal::ExceedsCapacity { field, capacity } => Error::Conflict {
+                code: "exceeds_capacity",
+                detail: format!("{field} may not exceed the event's capacity of {capacity}"),
+                extra: Some(("capacity", json!(capacity))),
+            },
         }
     }
 }

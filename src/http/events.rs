@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contract::{AdminOnly, IdPath, JsonBody, Limited};
 use super::extract::{Admin, Json, Path, Query};
 use super::{AppState, Error, Problem, Result};
 use crate::domain::event::{self, EventChangesDraft, EventDraft};
@@ -86,9 +87,12 @@ pub struct EventPage {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Words that must all appear (case-insensitive) in the title or description.
+    /// Words that must all appear (case-insensitive) in the title or description; at most 200
+    /// characters, no control characters.
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     q: Option<String>,
-    /// Venue name, case-insensitive exact match.
+    /// Venue name, case-insensitive exact match; at most 200 characters, no control characters.
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     venue: Option<String>,
     /// Earliest `starts_at` (RFC 3339).
     from: Option<DateTime<Utc>>,
@@ -97,7 +101,9 @@ pub struct ListQuery {
     /// Only events with seats left.
     available: Option<bool>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page, as given (400 `bad_request` otherwise).
     cursor: Option<String>,
 }
 
@@ -124,13 +130,17 @@ fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, EventId)> {
 }
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(ListQuery),
-    responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = EventPage,
+            links(("next_page" = (operation_id = "list_events", parameters(("cursor" = "$response.body#/next_cursor")))))),
+        Limited,
+        (status = 400, description = "bad_request: a query parameter has the wrong type, or the cursor is not one this API gave", body = Problem),
+        (status = 422, description = "validation_failed: a filter is out of range (`errors` names it)", body = Problem)))]
 async fn list_events(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<EventPage>> {
     let limit = page_limit(q.limit)?;
     for (name, text) in [("q", &q.q), ("venue", &q.venue)] {
         // A filter never needs to be longer than the longest title or venue.
         const MAX: usize = event::MAX_TITLE_CHARS;
-        if text.as_deref().is_some_and(|t| !event::is_printable(t, false) || t.len() > MAX) {
+        if text.as_deref().is_some_and(|t| !event::is_printable(t, false) || t.chars().count() > MAX) {
             return Err(Error::field(name, format!("must be at most {MAX} printable characters")));
         }
     }
@@ -160,19 +170,35 @@ async fn list_events(State(state): State<AppState>, Query(q): Query<ListQuery>) 
     Ok(Json(EventPage { items, next_cursor }))
 }
 
+/// A new event. Give exactly one of `capacity` (general admission) and `seat_map` (reserved
+/// seating); `max_per_booking` and `max_per_user` may not exceed the capacity. Every invalid
+/// field is reported at once (422).
 #[derive(Deserialize, ToSchema)]
 pub struct CreateEvent {
+    /// 1 to 200 characters, not only blanks, no control characters.
+    #[schema(value_type = String, required = true, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$")]
     title: Option<String>,
+    /// Up to 10,000 characters; line breaks and tabs allowed, other control characters not.
+    #[schema(max_length = 10000, pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
     description: Option<String>,
+    /// 1 to 200 characters, not only blanks, no control characters.
+    #[schema(value_type = String, required = true, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$")]
     venue: Option<String>,
+    /// RFC 3339, years 1 to 9999.
+    #[schema(value_type = DateTime<Utc>, required = true)]
     starts_at: Option<DateTime<Utc>>,
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 10_000_000_000_i64)]
     price_cents: Option<i64>,
+    /// Three letters (ISO 4217), stored upper-case.
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z]{3}$")]
     currency: Option<String>,
     /// General admission: number of places. Give this or `seat_map`.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     capacity: Option<i64>,
     /// Reserved seating. Give this or `capacity`.
     seat_map: Option<SeatMapSpec>,
     /// Defaults to 10 (never above capacity).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     max_per_booking: Option<i64>,
     /// Seats one account may hold and buy for this event, across its bookings: 1 to the
     /// capacity, default 20 (never above capacity). Beyond it a hold answers 409 `per_user_limit`.
@@ -181,7 +207,14 @@ pub struct CreateEvent {
 }
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = CreateEvent, security(("bearer" = [])),
-    responses((status = 201, body = EventView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = EventView, links(
+            ("get_event" = (operation_id = "get_event", parameters(("id" = "$response.body#/id")))),
+            ("update_event" = (operation_id = "update_event", parameters(("id" = "$response.body#/id")))),
+            ("seats" = (operation_id = "seats", parameters(("id" = "$response.body#/id")))),
+            ("create_booking" = (operation_id = "create_booking", parameters(("id" = "$response.body#/id")))),
+            ("delete_event" = (operation_id = "delete_event", parameters(("id" = "$response.body#/id")))),
+        )),
+        JsonBody, AdminOnly, Limited))]
 async fn create_event(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -205,7 +238,7 @@ async fn create_event(
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(("id" = Uuid, Path)),
-    responses((status = 200, body = EventView), (status = 404, body = Problem)))]
+    responses((status = 200, body = EventView), IdPath, Limited, (status = 404, description = "not_found: no such event", body = Problem)))]
 async fn get_event(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<EventView>> {
     let id = EventId(id);
     // Live counts first: with them the cache needs no database read at all.
@@ -215,28 +248,54 @@ async fn get_event(State(state): State<AppState>, Path(id): Path<Uuid>) -> Resul
     Ok(Json(EventView::with_live(e, live)))
 }
 
+/// Changes to an event; absent fields stay as they are. Every invalid field is reported at once
+/// (422); a change that the event's current state refuses is a 409.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateEvent {
+    /// 1 to 200 characters, not only blanks, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: Option<String>,
+    /// Up to 10,000 characters; line breaks and tabs allowed, other control characters not.
+    #[schema(max_length = 10000, pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$")]
     description: Option<String>,
+    /// 1 to 200 characters, not only blanks, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     venue: Option<String>,
+    /// RFC 3339, years 1 to 9999.
     starts_at: Option<DateTime<Utc>>,
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     price_cents: Option<i64>,
+    /// Three letters (ISO 4217), stored upper-case.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     currency: Option<String>,
-    /// General admission only; may not drop below seats held or sold.
+    /// General admission only (409 `seated_event` otherwise); may not drop below the seats held
+    /// or sold (409 `capacity_conflict`).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     capacity: Option<i64>,
+    /// At most the capacity (409 `exceeds_capacity` otherwise).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     max_per_booking: Option<i64>,
-    /// 1 to the capacity; lowering it takes no seats away, it refuses later holds.
+    /// At most the capacity (409 `exceeds_capacity` otherwise); lowering it takes no seats
+    /// away, it refuses later holds.
     #[schema(minimum = 1, maximum = 1_000_000)]
     max_per_user: Option<i64>,
-    /// Not changeable: a seat map is fixed once seats may be sold.
+    /// Not changeable (not in the document): a seat map is fixed once seats may be sold, and
+    /// sending one is a 422.
+    #[schema(ignore)]
     seat_map: Option<serde_json::Value>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events", params(("id" = Uuid, Path)), request_body = UpdateEvent,
     security(("bearer" = [])),
-    responses((status = 200, body = EventView), (status = 404, body = Problem), (status = 409, description = "capacity_conflict", body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = EventView), JsonBody, AdminOnly, IdPath, Limited,
+        (status = 404, description = "not_found: no such event", body = Problem),
+        (status = 409, description = "capacity_conflict (below the seats held or sold), seated_event (a seated event's capacity is its seat map) or exceeds_capacity (a limit above the capacity)", body = Problem)))]
 async fn update_event(
     State(state): State<AppState>,
     _admin: Admin,
@@ -261,7 +320,9 @@ async fn update_event(
 }
 
 #[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 204, description = "deleted"), (status = 404, body = Problem), (status = 409, description = "event_has_bookings", body = Problem)))]
+    responses((status = 204, description = "deleted"), AdminOnly, IdPath, Limited,
+        (status = 404, description = "not_found: no such event", body = Problem),
+        (status = 409, description = "event_has_bookings", body = Problem)))]
 async fn delete_event(State(state): State<AppState>, Admin(admin): Admin, Path(id): Path<Uuid>) -> Result<StatusCode> {
     state.registry.delete(EventId(id)).await?;
     state.shared.events.invalidate(EventId(id)).await;
@@ -296,7 +357,7 @@ pub struct SeatsView {
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}/seats", tag = "events", params(("id" = Uuid, Path)),
-    responses((status = 200, body = SeatsView), (status = 404, body = Problem)))]
+    responses((status = 200, body = SeatsView), IdPath, Limited, (status = 404, description = "not_found: no such event", body = Problem)))]
 async fn seats(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Json<SeatsView>> {
     let id = EventId(id);
     let e = state.store.event(id).await?.ok_or(Error::NotFound("event not found"))?;

@@ -125,8 +125,19 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for StrictVisitor<V> {
     visit! {
         visit_bool: bool, visit_i8: i8, visit_i16: i16, visit_i32: i32, visit_i64: i64, visit_i128: i128,
         visit_u8: u8, visit_u16: u16, visit_u32: u32, visit_u64: u64, visit_u128: u128, visit_f32: f32,
-        visit_f64: f64, visit_char: char, visit_str: &str, visit_borrowed_str: &'de str, visit_string: String,
+        visit_char: char, visit_str: &str, visit_borrowed_str: &'de str, visit_string: String,
         visit_bytes: &[u8], visit_borrowed_bytes: &'de [u8], visit_byte_buf: Vec<u8>
+    }
+
+    /// JSON Schema counts `2.0` as the integer 2, and so does the API: a whole number written
+    /// with a fraction is read as an integer (a float field still takes it as a float).
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // -2^63 and 2^63 are exact in f64; the range check keeps the cast lossless.
+        if v.fract() == 0.0 && v >= -9_223_372_036_854_775_808.0 && v < 9_223_372_036_854_775_808.0 {
+            self.0.visit_i64(v as i64)
+        } else {
+            self.0.visit_f64(v)
+        }
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -276,6 +287,14 @@ mod tests {
             from_slice::<Kinds>(br#"{"kinds":["plain",{"detailed":{"level":3}}]}"#).unwrap().kinds,
             vec![Kind::Plain, Kind::Detailed { level: 3 }]
         );
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_are_integers() {
+        assert_eq!(from_slice::<Row>(br#"{"label":"A","seats":208.0}"#).unwrap().seats, 208);
+        assert!(matches!(from_slice::<Row>(br#"{"label":"A","seats":2.5}"#), Err(BodyError::Invalid(_))));
+        assert!(matches!(from_slice::<Row>(br#"{"label":"A","seats":-1.0}"#), Err(BodyError::Invalid(_))));
+        assert_eq!(from_slice::<f64>(b"2.0").unwrap(), 2.0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod auth;
 mod bookings;
+pub mod contract;
 pub mod error;
 mod events;
 mod extract;
@@ -191,16 +192,23 @@ pub struct Problem {
     /// Stable machine-readable code, e.g. `sold_out`.
     pub code: String,
     pub detail: String,
+    /// `validation_failed` only: a message per invalid field (`body` when the body as a whole
+    /// is not a JSON object). Conflicts may add facts of their own (e.g. `available`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The whole HTTP application as one service.
 pub type App = BoxCloneSyncService<Request, Response, Infallible>;
 
-/// Routes with their per-route layers (metrics by matched route, rate limit, body limit,
-/// timeout), wrapped once in the cross-cutting layers. Those sit outside the router on purpose:
-/// axum clones a route's service stack for every request, and the CORS layer's clone alone
-/// showed in the profile of a hold.
-pub fn app(state: AppState) -> App {
+/// The routers and the document that describes them, built from the same route definitions.
+struct Parts {
+    api: Router<AppState>,
+    streams: Router<AppState>,
+    openapi: utoipa::openapi::OpenApi,
+}
+
+fn parts() -> Parts {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(events::router())
@@ -212,7 +220,69 @@ pub fn app(state: AppState) -> App {
     let (streams, streams_doc) = OpenApiRouter::new().merge(streams::router()).split_for_parts();
     let mut openapi = openapi;
     openapi.merge(streams_doc);
-    let openapi = Arc::new(openapi);
+    use utoipa::Modify as _;
+    contract::ProblemResponses.modify(&mut openapi);
+    contract::IdempotencyKeyRule.modify(&mut openapi);
+    contract::UniqueSeats.modify(&mut openapi);
+    Parts { api, streams, openapi }
+}
+
+/// The OpenAPI document the server serves at `/api/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    contract::document(&parts().openapi)
+}
+
+/// Every route the router really serves, as `(METHOD, path template)`: read from the axum
+/// routers themselves (not from the document), so a route added without an OpenAPI annotation
+/// shows up here and the contract test catches it. `/api/openapi.json` is the document itself.
+pub fn routes() -> Vec<(String, String)> {
+    let Parts { api, streams, .. } = parts();
+    let mut out = Vec::new();
+    for router in [api, streams] {
+        out.extend(route_table(&format!("{router:?}")));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Parses axum's `Debug` output of a router: `path_router: PathRouter { routes: {RouteId(n):
+/// MethodRouter(MethodRouter { .., allow_header: Bytes(b"GET,HEAD") }), ..}, node: Node { paths:
+/// {RouteId(n): "/path", ..} } }` (the fallback router after it is not a route). axum offers no
+/// other view of its table; a change of that output empties the list, which the contract test
+/// refuses.
+fn route_table(debug: &str) -> Vec<(String, String)> {
+    let start = debug.find("path_router: PathRouter {").unwrap_or(debug.len());
+    let end = debug.find("fallback_router:").unwrap_or(debug.len());
+    let table = &debug[start.min(end)..end];
+    let Some((routes, paths)) = table.split_once("node: Node { paths: {") else { return Vec::new() };
+    let paths: std::collections::HashMap<&str, &str> = paths
+        .split("RouteId(")
+        .filter_map(|e| e.split_once("): \""))
+        .filter_map(|(id, rest)| rest.split_once('"').map(|(path, _)| (id, path)))
+        .collect();
+    let mut out = Vec::new();
+    for entry in routes.split("RouteId(").skip(1) {
+        let Some((id, rest)) = entry.split_once(')') else { continue };
+        let Some(allow) = rest.split_once("allow_header: Bytes(b\"").and_then(|(_, a)| a.split_once('"')) else {
+            continue;
+        };
+        let Some(path) = paths.get(id) else { continue };
+        // HEAD comes with GET implicitly; the document lists GET.
+        for method in allow.0.split(',').filter(|m| !m.is_empty() && *m != "HEAD") {
+            out.push((method.to_owned(), (*path).to_owned()));
+        }
+    }
+    out
+}
+
+/// Routes with their per-route layers (metrics by matched route, rate limit, body limit,
+/// timeout), wrapped once in the cross-cutting layers. Those sit outside the router on purpose:
+/// axum clones a route's service stack for every request, and the CORS layer's clone alone
+/// showed in the profile of a hold.
+pub fn app(state: AppState) -> App {
+    let Parts { api, streams, openapi } = parts();
+    let openapi = Arc::new(contract::document(&openapi));
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let cors = cors(&state.config.cors_origins);

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contract::{Bearer, IdPath, JsonBody, Limited};
 use super::extract::{AuthUser, IdempotencyKey, Json, Path, RequestId};
 use super::{AppState, Error, Problem, Result};
 use crate::domain::ids::{BookingId, PaymentId};
@@ -59,24 +60,43 @@ impl From<PaymentRow> for PaymentView {
     }
 }
 
+/// The payment method and the one field it needs: `card_token` for `card`, `phone_number` for
+/// `mobile_money` (422 when it is missing or invalid).
 #[derive(Deserialize, ToSchema)]
 pub struct CreatePayment {
-    /// `card` or `mobile_money`.
+    #[schema(value_type = PaymentMethodKind)]
     method: String,
     /// For `card`: the provider's token. The simulated provider's test tokens: `tok_ok` and
     /// `tok_slow` succeed, `tok_silent` never answers, any other token is declined.
+    #[schema(min_length = 1, max_length = 128, pattern = "^(?:[A-Za-z_-]*[0-9]){0,11}[A-Za-z_-]*$")]
     card_token: Option<String>,
     /// For `mobile_money`: E.164, e.g. `+254700000001` (ending `0000` fails, `9999` never calls back).
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     phone_number: Option<String>,
 }
 
+/// How a booking is paid.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the handler parses `method` with the payment's own rules
+pub enum PaymentMethodKind {
+    Card,
+    MobileMoney,
+}
+
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/payments", tag = "payments", params(("id" = Uuid, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the same payment")),
+        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the same payment; 1 to 255 visible ASCII characters (400 otherwise)")),
     request_body = CreatePayment, security(("bearer" = [])),
-    responses((status = 202, description = "pending: the provider's verdict follows", body = PaymentView),
-        (status = 404, body = Problem), (status = 409, description = "booking_not_payable", body = Problem),
-        (status = 422, description = "validation_failed or idempotency_key_reused", body = Problem),
-        (status = 503, description = "the payment provider is unavailable (circuit open)", body = Problem)))]
+    responses((status = 202, description = "pending: the provider's verdict follows", body = PaymentView, links(
+            ("get_payment" = (operation_id = "get_payment", parameters(("id" = "$response.body#/id")))),
+            ("get_booking" = (operation_id = "get_booking", parameters(("id" = "$response.body#/booking_id")))),
+        )),
+        JsonBody, Bearer, IdPath, Limited,
+        (status = 400, description = "bad_request: the body is not JSON, a field has the wrong type, or the Idempotency-Key is not 1 to 255 visible ASCII characters", body = Problem),
+        (status = 404, description = "not_found: no such booking of this account", body = Problem),
+        (status = 409, description = "booking_not_payable", body = Problem),
+        (status = 422, description = "validation_failed (`errors` names each field) or idempotency_key_reused", body = Problem),
+        (status = 503, description = "unavailable: the payment provider is unavailable (circuit open), the database is unreachable, or the request took too long", body = Problem)))]
 async fn create_payment(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
@@ -92,7 +112,8 @@ async fn create_payment(
 }
 
 #[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 200, body = PaymentView), (status = 404, body = Problem)))]
+    responses((status = 200, body = PaymentView), Bearer, IdPath, Limited,
+        (status = 404, description = "not_found: no such payment of this account", body = Problem)))]
 async fn get_payment(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
@@ -152,10 +173,13 @@ fn refused(e: signature::SignatureError) -> Error {
 #[utoipa::path(post, path = "/api/v1/payments/webhook", tag = "payments",
     params(("X-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">; at most 512 bytes and 4 v1 values")),
     request_body = ProviderCallback,
-    responses((status = 200, body = CallbackReceipt), (status = 400, body = Problem),
-        (status = 401, description = "missing, malformed, oversized, stale or wrong signature", body = Problem), (status = 404, body = Problem),
+    responses((status = 200, body = CallbackReceipt),
+        (status = 400, description = "bad_request: the body is not a callback, or provider_ref does not match the payment", body = Problem),
+        (status = 401, description = "unauthorized: missing, malformed, oversized, stale or wrong signature", body = Problem),
+        (status = 404, description = "not_found: no such payment", body = Problem),
+        (status = 413, description = "payload_too_large: the body is larger than 1 MiB", body = Problem),
         (status = 429, description = "rate_limited: too many webhook calls from this address (see Retry-After)", body = Problem),
-        (status = 503, description = "signature checking is saturated; retry after Retry-After", body = Problem)))]
+        (status = 503, description = "unavailable: signature checking is saturated, or the database is unreachable; retry after Retry-After", body = Problem)))]
 async fn webhook(
     State(state): State<AppState>,
     WebhookSignature(sig): WebhookSignature,
@@ -189,7 +213,9 @@ async fn webhook(
     responses((status = 200, description = "the receipt", content_type = "application/pdf"),
         (status = 302, description = "S3 storage: the stored receipt is at the presigned URL in `Location`",
             headers(("Location" = String, description = "presigned URL of the PDF, valid for RECEIPT_URL_TTL_SECS"))),
-        (status = 404, body = Problem), (status = 409, description = "not_confirmed", body = Problem)))]
+        Bearer, IdPath, Limited,
+        (status = 404, description = "not_found: no such booking of this account", body = Problem),
+        (status = 409, description = "not_confirmed", body = Problem)))]
 async fn receipt(State(state): State<AppState>, AuthUser(p): AuthUser, Path(id): Path<Uuid>) -> Result<Response> {
     let file = state.office.receipt(&p, BookingId(id)).await?;
     let mut resp = match file {

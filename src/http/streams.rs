@@ -30,6 +30,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contract::{Bearer, IdPath};
 use super::extract::{AuthUser, Path, PeerAddr};
 use super::{AppState, Error, Problem, Result};
 use crate::actors::BookingWatch;
@@ -201,6 +202,30 @@ pub struct StatusEvent {
     status: BookingStatus,
 }
 
+/// One server-sent event of an event's availability stream, as a client's SSE parser sees it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: `sse_json` writes the events
+pub struct AvailabilityMessage {
+    /// Always `availability`.
+    #[schema(pattern = "^availability$")]
+    event: String,
+    /// An `Availability` as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// One server-sent event of a booking's status stream, as a client's SSE parser sees it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: `sse_json` writes the events
+pub struct StatusMessage {
+    /// Always `status`.
+    #[schema(pattern = "^status$")]
+    event: String,
+    /// A `StatusEvent` as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
 fn sse_json(name: &str, data: &impl Serialize) -> Event {
     Event::default().event(name).data(serde_json::to_string(data).expect("serialisable"))
 }
@@ -208,8 +233,10 @@ fn sse_json(name: &str, data: &impl Serialize) -> Event {
 #[utoipa::path(get, path = "/api/v1/events/{id}/stream", tag = "events", params(("id" = Uuid, Path)),
     responses((status = 200, description = "`availability` events `{available, held, sold}` whenever they change; \
         ends after a while without change or at the latest after an hour (reconnect)",
-        content_type = "text/event-stream", body = Availability), (status = 404, body = Problem),
-        (status = 503, description = "too many live streams (this client's or the server's); retry after Retry-After", body = Problem)))]
+        content_type = "text/event-stream", body = AvailabilityMessage), IdPath,
+        (status = 404, description = "not_found: no such event", body = Problem),
+        (status = 429, description = "rate_limited: too many requests from this client; retry after Retry-After", body = Problem),
+        (status = 503, description = "unavailable: too many live streams (this client's or the server's), the server is shutting down, or the database is unreachable; retry after Retry-After", body = Problem)))]
 async fn event_stream(
     State(state): State<AppState>,
     PeerAddr(peer): PeerAddr,
@@ -233,8 +260,10 @@ async fn event_stream(
     security(("bearer" = [])),
     responses((status = 200, description = "`status` events `{id, status}`: the current status, then each change; \
         ends after a final status (expired, cancelled), after a while without change, or at the latest after an hour",
-        content_type = "text/event-stream", body = StatusEvent), (status = 404, body = Problem),
-        (status = 503, description = "too many live streams (this client's or the server's); retry after Retry-After", body = Problem)))]
+        content_type = "text/event-stream", body = StatusMessage), Bearer, IdPath,
+        (status = 404, description = "not_found: no such booking of this account", body = Problem),
+        (status = 429, description = "rate_limited: too many requests from this client; retry after Retry-After", body = Problem),
+        (status = 503, description = "unavailable: too many live streams (this client's or the server's), the server is shutting down, or the database is unreachable; retry after Retry-After", body = Problem)))]
 async fn booking_stream(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,

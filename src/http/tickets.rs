@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contract::{AdminOnly, IdPath, JsonBody, Limited};
 use super::extract::{Admin, Json, Path};
 use super::{AppState, Problem, Result};
 use crate::domain::ids::EventId;
@@ -19,7 +20,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 pub struct CheckInRequest {
     /// The ticket code (printed and in the receipt's QR code), 1 to 64 characters.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"[^\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     code: String,
 }
 
@@ -35,10 +40,9 @@ pub struct Admission {
 #[utoipa::path(post, path = "/api/v1/events/{id}/check-in", tag = "payments", params(("id" = Uuid, Path, description = "The event whose door this is")),
     request_body = CheckInRequest, security(("bearer" = [])),
     responses((status = 200, description = "admitted", body = Admission),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "no such event, or no valid ticket with this code", body = Problem),
-        (status = 409, description = "already_checked_in, or wrong_event (the ticket is for another event; it stays unused)", body = Problem),
-        (status = 422, body = Problem), (status = 503, body = Problem)))]
+        JsonBody, AdminOnly, IdPath, Limited,
+        (status = 404, description = "not_found: no such event", body = Problem),
+        (status = 409, description = "unknown_ticket (no confirmed booking has this code), already_checked_in, or wrong_event (the ticket is for another event; it stays unused)", body = Problem)))]
 async fn check_in(
     State(state): State<AppState>,
     Admin(admin): Admin,

@@ -35,9 +35,10 @@ async fn a_ticket_admits_once_at_its_own_door_and_is_then_not_refundable(backend
     let b = expect_json(app.booking(&user.token, &booking_id).await, 200).await;
     assert!(b["checked_in_at"].is_null(), "a refused scan used the ticket: {b}");
 
-    // Only admins scan; unknown codes and unknown doors are 404; the old door-less route is gone.
+    // Only admins scan; an unknown code is refused at the door (409), an unknown door is 404;
+    // the old door-less route is gone.
     assert_problem(app.check_in(&user.token, &concert, &code).await, 403, "forbidden").await;
-    assert_problem(app.check_in(&admin, &concert, "NOPE-NOPE").await, 404, "not_found").await;
+    assert_problem(app.check_in(&admin, &concert, "NOPE-NOPE").await, 409, "unknown_ticket").await;
     assert_problem(app.check_in(&admin, &uuid::Uuid::new_v4().to_string(), &code).await, 404, "not_found").await;
     assert_problem(app.post("/tickets/check-in", Some(&admin), &json!({"code": code})).await, 404, "not_found").await;
 
@@ -107,7 +108,7 @@ async fn a_scan_and_a_cancellation_at_once_never_both_succeed(backend: Backend) 
                 assert_eq!(b["status"], "confirmed", "{b}");
                 assert_eq!(app.payment(&user.token, payment_id).await["status"], "succeeded");
             }
-            (404, 200) => {
+            (409, 200) => {
                 assert_eq!(b["status"], "cancelled", "{b}");
                 assert!(b["checked_in_at"].is_null(), "{b}");
                 app.payment_becomes(&user.token, payment_id, "refunded", SAGA).await;

@@ -95,12 +95,13 @@ async fn hold_refusals(backend: Backend) {
 
     let zero = assert_problem(app.hold(&user, id, &json!({"quantity": 0}), None).await, 422, "validation_failed").await;
     assert!(zero["errors"]["quantity"].is_string(), "{zero}");
+    // Over the event's own limit: a conflict with the event, not invalid input.
     let many =
-        assert_problem(app.hold(&user, id, &json!({"quantity": 11}), None).await, 422, "validation_failed").await;
-    assert!(many["errors"]["quantity"].is_string(), "{many}");
+        assert_problem(app.hold(&user, id, &json!({"quantity": 11}), None).await, 409, "over_booking_limit").await;
+    assert_eq!(many["max_per_booking"], 10, "{many}");
     assert_problem(app.hold(&user, id, &json!({}), None).await, 422, "validation_failed").await;
     // Seat ids on a general-admission event.
-    assert_problem(app.hold(&user, id, &json!({"seats": ["Stalls-A-1"]}), None).await, 422, "validation_failed").await;
+    assert_problem(app.hold(&user, id, &json!({"seats": ["Stalls-A-1"]}), None).await, 409, "general_admission").await;
     assert_eq!(app.available(id).await, 12, "a refused hold took seats");
 
     let nobody = uuid::Uuid::new_v4().to_string();
@@ -142,9 +143,10 @@ async fn seated_holds(backend: Backend) {
 
     // Unknown seats.
     let unknown = app.hold(&bob, id, &json!({"seats": ["Stalls-Z-1"]}), None).await;
-    assert_problem(unknown, 422, "validation_failed").await;
+    assert_problem(unknown, 409, "unknown_seats").await;
     let unknown = app.hold(&bob, id, &json!({"seats": ["Stalls-A-1", "Stalls-A-99"]}), None).await;
-    assert_problem(unknown, 422, "validation_failed").await;
+    let unknown = assert_problem(unknown, 409, "unknown_seats").await;
+    assert_eq!(unknown["unknown_seats"], json!(["Stalls-A-99"]));
     assert_problem(app.hold(&bob, id, &json!({"seats": []}), None).await, 422, "validation_failed").await;
     assert_eq!(app.available(id).await, 15);
 

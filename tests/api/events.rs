@@ -385,8 +385,7 @@ async fn update_event(backend: Backend) {
     .await;
     assert_problem(app.patch(&path, Some(&admin), &json!({"currency": "EURO"})).await, 422, "validation_failed").await;
     assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 0})).await, 422, "validation_failed").await;
-    assert_problem(app.patch(&path, Some(&admin), &json!({"max_per_booking": 6})).await, 422, "validation_failed")
-        .await;
+    assert_problem(app.patch(&path, Some(&admin), &json!({"max_per_booking": 6})).await, 409, "exceeds_capacity").await;
     assert_eq!(app.event(id).await["venue"], "Other Hall");
 }
 
@@ -424,7 +423,7 @@ async fn update_seated_event(backend: Backend) {
     assert_eq!(renamed["seated"], true);
 
     // A seated event's capacity is its seat count, and its map is fixed.
-    assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 20})).await, 422, "validation_failed").await;
+    assert_problem(app.patch(&path, Some(&admin), &json!({"capacity": 20})).await, 409, "seated_event").await;
     let map = seat_map(3, 5);
     assert_problem(app.patch(&path, Some(&admin), &json!({"seat_map": map})).await, 422, "validation_failed").await;
     assert_eq!(app.event(str_of(&event["id"])).await["capacity"], 10);

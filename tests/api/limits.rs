@@ -83,7 +83,7 @@ async fn the_organiser_sets_the_limit_and_bought_seats_count(backend: Backend) {
         async move { app.patch(path, Some(admin), &v).await }
     };
     assert_problem(patch(json!({"max_per_user": 0})).await, 422, "validation_failed").await;
-    assert_problem(patch(json!({"max_per_user": 11})).await, 422, "validation_failed").await;
+    assert_problem(patch(json!({"max_per_user": 11})).await, 409, "exceeds_capacity").await;
     assert_eq!(expect_json(patch(json!({"max_per_user": 3})).await, 200).await["max_per_user"], 3);
     app.hold_ok(&user.token, &id, &json!({"quantity": 1})).await;
     assert_eq!(expect_json(patch(json!({"max_per_user": 1})).await, 200).await["max_per_user"], 1);

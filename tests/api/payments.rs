@@ -85,7 +85,7 @@ async fn successful_payment_confirms_sends_a_receipt_and_admits_once(backend: Ba
     let admitted = expect_json(app.check_in(&admin, &event_id, &code).await, 200).await;
     assert_eq!(admitted["booking_id"], booking_id.as_str());
     assert_problem(app.check_in(&admin, &event_id, &code).await, 409, "already_checked_in").await;
-    assert_problem(app.check_in(&admin, &event_id, "NOPE-NOPE").await, 404, "not_found").await;
+    assert_problem(app.check_in(&admin, &event_id, "NOPE-NOPE").await, 409, "unknown_ticket").await;
 
     // Paid already: no second payment.
     let again = app.pay(&user.token, &booking_id, &json!({"method": "card", "card_token": "tok_ok"}), None).await;

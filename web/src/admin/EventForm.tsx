@@ -119,9 +119,10 @@ export function EventFormBody({ existing }: { existing?: Schemas["EventView"] | 
           )
         : await unwrap(
             api.POST("/api/v1/events", {
-              body: seated
+              // Missing fields are left to the server, which names each one (422).
+              body: (seated
                 ? { ...common, seat_map: { sections } }
-                : { ...common, capacity: capacity.trim() === "" ? undefined : Number(capacity) },
+                : { ...common, capacity: capacity.trim() === "" ? undefined : Number(capacity) }) as Schemas["CreateEvent"],
             }),
           );
       qc.setQueryData(["event", saved.id], saved);

@@ -155,7 +155,6 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The receipt stored when the booking was confirmed (rendered again if it is missing). With S3 storage the answer is a redirect to a short-lived presigned URL of the stored PDF. */
         get: operations["receipt"];
         put?: never;
         post?: never;
@@ -372,13 +371,12 @@ export interface components {
             quantity: number;
             seats: string[];
         };
-        Availability: {
-            /** Format: int32 */
-            available: number;
-            /** Format: int32 */
-            held: number;
-            /** Format: int32 */
-            sold: number;
+        /** @description One server-sent event of an event's availability stream, as a client's SSE parser sees it. */
+        AvailabilityMessage: {
+            /** @description An `Availability` as JSON. */
+            data: string;
+            /** @description Always `availability`. */
+            event: string;
         };
         BookingPage: {
             items: components["schemas"]["BookingView"][];
@@ -428,22 +426,42 @@ export interface components {
             /** @description The ticket code (printed and in the receipt's QR code), 1 to 64 characters. */
             code: string;
         };
+        /**
+         * @description Give exactly one of `quantity` and `seats` (422 otherwise). How many seats one booking may
+         *     take is the event's `max_per_booking` (409 `over_booking_limit` beyond it).
+         */
         CreateBooking: {
             /**
              * Format: int64
              * @description Any free seats (best adjacent seats on a seated event).
              */
             quantity?: number | null;
-            /** @description Explicit seat ids of a seated event, e.g. `Stalls-A-12`. */
+            /**
+             * @description Explicit seat ids of a seated event, e.g. `Stalls-A-12`, each once. On a
+             *     general-admission event: 409 `general_admission`; ids the seat map lacks: 409 `unknown_seats`.
+             */
             seats?: string[] | null;
-        };
+        } & ({
+            quantity: number;
+            seats?: null;
+        } | {
+            quantity?: null;
+            seats: string[];
+        });
+        /**
+         * @description A new event. Give exactly one of `capacity` (general admission) and `seat_map` (reserved
+         *     seating); `max_per_booking` and `max_per_user` may not exceed the capacity. Every invalid
+         *     field is reported at once (422).
+         */
         CreateEvent: {
             /**
              * Format: int64
              * @description General admission: number of places. Give this or `seat_map`.
              */
             capacity?: number | null;
-            currency?: string | null;
+            /** @description Three letters (ISO 4217), stored upper-case. */
+            currency: string;
+            /** @description Up to 10,000 characters; line breaks and tabs allowed, other control characters not. */
             description?: string | null;
             /**
              * Format: int64
@@ -457,27 +475,47 @@ export interface components {
              */
             max_per_user?: number | null;
             /** Format: int64 */
-            price_cents?: number | null;
+            price_cents: number;
             seat_map?: null | components["schemas"]["SeatMapSpec"];
-            /** Format: date-time */
-            starts_at?: string | null;
-            title?: string | null;
-            venue?: string | null;
+            /**
+             * Format: date-time
+             * @description RFC 3339, years 1 to 9999.
+             */
+            starts_at: string;
+            /** @description 1 to 200 characters, not only blanks, no control characters. */
+            title: string;
+            /** @description 1 to 200 characters, not only blanks, no control characters. */
+            venue: string;
         };
+        /**
+         * @description The payment method and the one field it needs: `card_token` for `card`, `phone_number` for
+         *     `mobile_money` (422 when it is missing or invalid).
+         */
         CreatePayment: {
             /**
              * @description For `card`: the provider's token. The simulated provider's test tokens: `tok_ok` and
              *     `tok_slow` succeed, `tok_silent` never answers, any other token is declined.
              */
             card_token?: string | null;
-            /** @description `card` or `mobile_money`. */
-            method: string;
+            method: components["schemas"]["PaymentMethodKind"];
             /** @description For `mobile_money`: E.164, e.g. `+254700000001` (ending `0000` fails, `9999` never calls back). */
             phone_number?: string | null;
-        };
+        } & ({
+            card_token: string;
+            /** @constant */
+            method?: "card";
+        } | {
+            /** @constant */
+            method?: "mobile_money";
+            phone_number: string;
+        });
+        /**
+         * @description Credentials to sign in with. Anything that matches no account is `401 invalid_credentials`,
+         *     a missing field too: a login form never learns which part was wrong.
+         */
         Credentials: {
-            email?: string | null;
-            password?: string | null;
+            email: string;
+            password: string;
         };
         EventPage: {
             items: components["schemas"]["EventView"][];
@@ -523,6 +561,11 @@ export interface components {
          * @enum {string}
          */
         Outcome: "succeeded" | "failed";
+        /**
+         * @description How a booking is paid.
+         * @enum {string}
+         */
+        PaymentMethodKind: "card" | "mobile_money";
         /** @enum {string} */
         PaymentStatus: "pending" | "succeeded" | "failed" | "refunded";
         PaymentView: {
@@ -548,6 +591,13 @@ export interface components {
             /** @description Stable machine-readable code, e.g. `sold_out`. */
             code: string;
             detail: string;
+            /**
+             * @description `validation_failed` only: a message per invalid field (`body` when the body as a whole
+             *     is not a JSON object). Conflicts may add facts of their own (e.g. `available`).
+             */
+            errors?: {
+                [key: string]: string;
+            } | null;
             /** Format: int32 */
             status: number;
             title: string;
@@ -571,9 +621,17 @@ export interface components {
             /** @description The JSON flow's refresh token; in the cookie flow leave it out (send `{}`). */
             refresh_token?: string | null;
         };
+        /** @description A new account. Every missing or invalid field is reported at once (422). */
+        Registration: {
+            /** @description An e-mail address (stored lower-cased), at most 254 characters. */
+            email: string;
+            /** @description 8 to 1024 characters. */
+            password: string;
+        };
         /** @enum {string} */
         Role: "user" | "admin";
         RowSpec: {
+            /** @description 1 to 64 characters, not only blanks, no control characters. */
             label: string;
             /**
              * Format: int32
@@ -587,6 +645,10 @@ export interface components {
         };
         /** @description The seat map as clients send and receive it. */
         SeatMapSpec: {
+            /**
+             * @description Section names unique; at most 100,000 seats in all; every seat id
+             *     (`<section>-<row>-<number>`) unambiguous.
+             */
             sections: components["schemas"]["SectionSpec"][];
         };
         SeatView: {
@@ -601,17 +663,21 @@ export interface components {
             sections: components["schemas"]["SectionView"][];
         };
         SectionSpec: {
+            /** @description 1 to 64 characters, not only blanks, no control characters. */
             name: string;
+            /** @description Row labels unique within the section. */
             rows: components["schemas"]["RowSpec"][];
         };
         SectionView: {
             name: string;
             rows: components["schemas"]["RowView"][];
         };
-        StatusEvent: {
-            /** Format: uuid */
-            id: string;
-            status: components["schemas"]["BookingStatus"];
+        /** @description One server-sent event of a booking's status stream, as a client's SSE parser sees it. */
+        StatusMessage: {
+            /** @description A `StatusEvent` as JSON. */
+            data: string;
+            /** @description Always `status`. */
+            event: string;
         };
         TokenPair: {
             access_token: string;
@@ -625,28 +691,42 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
         };
+        /**
+         * @description Changes to an event; absent fields stay as they are. Every invalid field is reported at once
+         *     (422); a change that the event's current state refuses is a 409.
+         */
         UpdateEvent: {
             /**
              * Format: int64
-             * @description General admission only; may not drop below seats held or sold.
+             * @description General admission only (409 `seated_event` otherwise); may not drop below the seats held
+             *     or sold (409 `capacity_conflict`).
              */
             capacity?: number | null;
+            /** @description Three letters (ISO 4217), stored upper-case. */
             currency?: string | null;
+            /** @description Up to 10,000 characters; line breaks and tabs allowed, other control characters not. */
             description?: string | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description At most the capacity (409 `exceeds_capacity` otherwise).
+             */
             max_per_booking?: number | null;
             /**
              * Format: int64
-             * @description 1 to the capacity; lowering it takes no seats away, it refuses later holds.
+             * @description At most the capacity (409 `exceeds_capacity` otherwise); lowering it takes no seats
+             *     away, it refuses later holds.
              */
             max_per_user?: number | null;
             /** Format: int64 */
             price_cents?: number | null;
-            /** @description Not changeable: a seat map is fixed once seats may be sold. */
-            seat_map?: unknown;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339, years 1 to 9999.
+             */
             starts_at?: string | null;
+            /** @description 1 to 200 characters, not only blanks, no control characters. */
             title?: string | null;
+            /** @description 1 to 200 characters, not only blanks, no control characters. */
             venue?: string | null;
         };
         UserView: {
@@ -668,7 +748,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description `cookie`: the refresh token is set as an HttpOnly cookie instead of returned */
+                /** @description `cookie`: the refresh token is set as an HttpOnly cookie (`boxoffice_refresh`, path /api/v1/auth) instead of returned; any other value is the JSON flow */
                 "X-Boxoffice-Session"?: string | null;
             };
             path?: never;
@@ -682,37 +762,79 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description cookie flow only: the refresh-token cookie */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description invalid_credentials */
+            /** @description bad_request: the body is not JSON, or a field has the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_credentials: no account matches (also when a field is missing) */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: too many attempts from this address or for this e-mail (see Retry-After) */
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: the body is not a JSON object or a field is invalid; `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests, or too many attempts from this address or for this e-mail (see Retry-After) */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description password hashing is saturated; retry after Retry-After */
+            /** @description unavailable: password hashing is saturated, or the database is unreachable; retry after Retry-After */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -721,11 +843,14 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description `cookie`: end the cookie's session and clear the cookie */
+                /** @description `cookie`: end the cookie's session and clear the cookie (204 even when the session was already gone) */
                 "X-Boxoffice-Session"?: string | null;
             };
             path?: never;
-            cookie?: never;
+            cookie?: {
+                /** @description cookie flow only, with the X-Boxoffice-Session: cookie header */
+                boxoffice_refresh?: string | null;
+            };
         };
         requestBody: {
             content: {
@@ -736,25 +861,86 @@ export interface operations {
             /** @description the refresh token's session is ended: none of its refresh tokens works any more */
             204: {
                 headers: {
+                    /** @description cookie flow only: clears the refresh-token cookie */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description bad_request: the body is not JSON, or a field has the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: JSON flow only: no refresh token, or one that is unknown or expired */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description the cookie was sent without the X-Boxoffice-Session header */
+            /** @description forbidden: the cookie was sent without the X-Boxoffice-Session: cookie header */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: the body is not a JSON object or a field is invalid; `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -776,12 +962,35 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -790,11 +999,14 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description `cookie`: use and rotate the refresh-token cookie */
+                /** @description `cookie`: use and rotate the refresh-token cookie (`boxoffice_refresh`); the new one is set in its place */
                 "X-Boxoffice-Session"?: string | null;
             };
             path?: never;
-            cookie?: never;
+            cookie?: {
+                /** @description cookie flow only, with the X-Boxoffice-Session: cookie header */
+                boxoffice_refresh?: string | null;
+            };
         };
         requestBody: {
             content: {
@@ -804,27 +1016,88 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description cookie flow only: the rotated refresh-token cookie */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
+            /** @description bad_request: the body is not JSON, or a field has the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: no refresh token, or one that is unknown, expired, revoked or reused */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description the cookie was sent without the X-Boxoffice-Session header */
+            /** @description forbidden: the cookie was sent without the X-Boxoffice-Session: cookie header */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: the body is not a JSON object or a field is invalid; `errors` names each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -838,7 +1111,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Credentials"];
+                "application/json": components["schemas"]["Registration"];
             };
         };
         responses: {
@@ -850,39 +1123,71 @@ export interface operations {
                     "application/json": components["schemas"]["UserView"];
                 };
             };
+            /** @description bad_request: the body is not JSON, or a field has the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description email_taken */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: the body is not a JSON object or a field is invalid; `errors` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description rate_limited: too many attempts from this address or for this e-mail (see Retry-After) */
+            /** @description rate_limited: too many requests, or too many sign-ups from this address or for this e-mail (see Retry-After) */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description password hashing is saturated; retry after Retry-After */
+            /** @description unavailable: password hashing is saturated, or the database is unreachable; retry after Retry-After */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -892,6 +1197,7 @@ export interface operations {
             query?: {
                 /** @description 1 to 100, default 20. */
                 limit?: number;
+                /** @description The `next_cursor` of the previous page (a booking id). */
                 cursor?: string;
             };
             header?: never;
@@ -908,12 +1214,53 @@ export interface operations {
                     "application/json": components["schemas"]["BookingPage"];
                 };
             };
+            /** @description bad_request: a query parameter has the wrong type, or the cursor is not a booking id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: `limit` is not 1 to 100 */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -937,12 +1284,53 @@ export interface operations {
                     "application/json": components["schemas"]["BookingView"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such booking of this account */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -966,12 +1354,31 @@ export interface operations {
                     "application/json": components["schemas"]["BookingView"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such booking of this account */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description not_cancellable (already expired or cancelled), already_checked_in (the ticket was used at the door) or event_started */
@@ -980,7 +1387,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -989,8 +1418,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Same key and body return the same payment */
-                "Idempotency-Key"?: string | null;
+                /** @description Same key and body return the same payment; 1 to 255 visible ASCII characters (400 otherwise) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -1012,12 +1441,31 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentView"];
                 };
             };
+            /** @description bad_request: the body is not JSON, a field has the wrong type, or the Idempotency-Key is not 1 to 255 visible ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such booking of this account */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description booking_not_payable */
@@ -1026,25 +1474,56 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description validation_failed or idempotency_key_reused */
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed (`errors` names each field) or idempotency_key_reused */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description the payment provider is unavailable (circuit open) */
-            503: {
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the payment provider is unavailable (circuit open), the database is unreachable, or the request took too long */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1069,21 +1548,31 @@ export interface operations {
                     "application/pdf": unknown;
                 };
             };
-            /** @description S3 storage: the stored receipt is at the presigned URL in `Location` */
-            302: {
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
                 headers: {
-                    /** @description presigned URL of the PDF, valid for RECEIPT_URL_TTL_SECS */
-                    Location?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such booking of this account */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description not_confirmed */
@@ -1092,7 +1581,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1114,24 +1625,56 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["StatusEvent"];
+                    "text/event-stream": components["schemas"]["StatusMessage"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such booking of this account */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description too many live streams (this client's or the server's); retry after Retry-After */
-            503: {
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: too many live streams (this client's or the server's), the server is shutting down, or the database is unreachable; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1139,9 +1682,12 @@ export interface operations {
     list_events: {
         parameters: {
             query?: {
-                /** @description Words that must all appear (case-insensitive) in the title or description. */
+                /**
+                 * @description Words that must all appear (case-insensitive) in the title or description; at most 200
+                 *     characters, no control characters.
+                 */
                 q?: string;
-                /** @description Venue name, case-insensitive exact match. */
+                /** @description Venue name, case-insensitive exact match; at most 200 characters, no control characters. */
                 venue?: string;
                 /** @description Earliest `starts_at` (RFC 3339). */
                 from?: string;
@@ -1151,6 +1697,7 @@ export interface operations {
                 available?: boolean;
                 /** @description 1 to 100, default 20. */
                 limit?: number;
+                /** @description The `next_cursor` of the previous page, as given (400 `bad_request` otherwise). */
                 cursor?: string;
             };
             header?: never;
@@ -1167,20 +1714,44 @@ export interface operations {
                     "application/json": components["schemas"]["EventPage"];
                 };
             };
+            /** @description bad_request: a query parameter has the wrong type, or the cursor is not one this API gave */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description validation_failed: a filter is out of range (`errors` names it) */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1206,28 +1777,80 @@ export interface operations {
                     "application/json": components["schemas"]["EventView"];
                 };
             };
+            /** @description bad_request: the body is not JSON, or a field has the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description forbidden: the action needs the admin role */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: the body is not a JSON object or a field is invalid; `errors` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1251,12 +1874,44 @@ export interface operations {
                     "application/json": components["schemas"]["EventView"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such event */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1279,12 +1934,40 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the action needs the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such event */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description event_has_bookings */
@@ -1293,7 +1976,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1321,29 +2026,98 @@ export interface operations {
                     "application/json": components["schemas"]["EventView"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden: the action needs the admin role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such event */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description capacity_conflict */
+            /** @description capacity_conflict (below the seats held or sold), seated_event (a seated event's capacity is its seat map) or exceeds_capacity (a limit above the capacity) */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: the body is not a JSON object or a field is invalid; `errors` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1352,8 +2126,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe: same key and body return the same booking */
-                "Idempotency-Key"?: string | null;
+                /** @description Makes retries safe: same key and body return the same booking; 1 to 255 visible ASCII characters (400 otherwise) */
+                "Idempotency-Key"?: string;
             };
             path: {
                 id: string;
@@ -1384,38 +2158,89 @@ export interface operations {
                     "application/json": components["schemas"]["BookingView"];
                 };
             };
+            /** @description bad_request: the body is not JSON, a field has the wrong type, or the Idempotency-Key is not 1 to 255 visible ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such event */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description sold_out, seats_unavailable, or per_user_limit (the account holds or bought the event's max_per_user seats) */
+            /** @description sold_out, seats_unavailable, per_user_limit (the account holds or bought the event's max_per_user seats), over_booking_limit, general_admission or unknown_seats */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description validation_failed or idempotency_key_reused */
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed (`errors` names each field) or idempotency_key_reused (the key came with another request) */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            503: {
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the event is busy or restarting, the database is unreachable, or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1445,62 +2270,98 @@ export interface operations {
                     "application/json": components["schemas"]["Admission"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description forbidden: the action needs the admin role */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description no such event, or no valid ticket with this code */
+            /** @description not_found: no such event */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description already_checked_in, or wrong_event (the ticket is for another event; it stays unused) */
+            /** @description unknown_ticket (no confirmed booking has this code), already_checked_in, or wrong_event (the ticket is for another event; it stays unused) */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: the body was not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description validation_failed: the body is not a JSON object or a field is invalid; `errors` names each field */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            503: {
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1524,12 +2385,44 @@ export interface operations {
                     "application/json": components["schemas"]["SeatsView"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such event */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1551,24 +2444,47 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["Availability"];
+                    "text/event-stream": components["schemas"]["AvailabilityMessage"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such event */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description too many live streams (this client's or the server's); retry after Retry-After */
-            503: {
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: too many live streams (this client's or the server's), the server is shutting down, or the database is unreachable; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1597,47 +2513,62 @@ export interface operations {
                     "application/json": components["schemas"]["CallbackReceipt"];
                 };
             };
+            /** @description bad_request: the body is not a callback, or provider_ref does not match the payment */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description missing, malformed, oversized, stale or wrong signature */
+            /** @description unauthorized: missing, malformed, oversized, stale or wrong signature */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description not_found: no such payment */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large: the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description rate_limited: too many webhook calls from this address (see Retry-After) */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description signature checking is saturated; retry after Retry-After */
+            /** @description unavailable: signature checking is saturated, or the database is unreachable; retry after Retry-After */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1661,12 +2592,53 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentView"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such payment of this account */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1731,10 +2703,12 @@ export interface operations {
             /** @description a dependency is down */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
