@@ -17,4 +17,5 @@ pub mod receipt;
 pub mod seed;
 pub mod service;
 pub mod startup;
+pub mod stream;
 pub mod telemetry;

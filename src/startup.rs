@@ -14,6 +14,7 @@ use crate::accounts::{self, Bootstrap};
 use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
 use crate::bus::{Bus, OutboxRelay, RelayMsg};
+use crate::stream::kafka::{KafkaHealth, KafkaSettings, KafkaSink, SinkMsg};
 use crate::clock::Clock;
 use crate::config::{Config, ProcessRole};
 use crate::http::{self, AppState, Services};
@@ -42,6 +43,7 @@ struct Background {
     relay: Option<ActorRef<RelayMsg>>,
     workers: Option<ActorRef<PoolMsg>>,
     sampler: tokio::task::JoinHandle<()>,
+    sink: Option<ActorRef<SinkMsg>>,
 }
 
 impl Background {
@@ -52,6 +54,9 @@ impl Background {
         }
         if let Some(w) = &self.workers {
             w.stop(Some("shutdown".into()));
+        }
+        if let Some(k) = &self.sink {
+            k.stop(Some("shutdown".into()));
         }
     }
 }
@@ -177,19 +182,26 @@ impl Application {
 
         // The outbox relay and, unless this is an API-only process, the notification workers.
         let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
+        let kafka_settings = KafkaSettings::from_config(&config);
         let (relay, _) = Actor::spawn(
             None,
             OutboxRelay,
-            (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500)),
+            (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500), kafka_settings.is_some()),
         )
         .await?;
+        // The Kafka sink, with its own cursor in the outbox.
+        let kafka = KafkaHealth::default();
+        let sink = match kafka_settings {
+            Some(settings) => Some(Actor::spawn(None, KafkaSink, (store.clone(), settings, kafka.clone())).await?.0),
+            None => None,
+        };
         let workers = match config.role {
             ProcessRole::All => Some(start_workers(&config, &store, &bus).await?),
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
-        let background = Background { relay: Some(relay), workers, sampler };
-        let services = Services { payments, bus, webhook_secret };
+        let background = Background { relay: Some(relay), workers, sampler, sink };
+        let services = Services { payments, bus, webhook_secret, kafka };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port, background })

@@ -78,6 +78,7 @@ pub struct Shared {
     pub bus: Bus,
     /// Key of the payment provider's webhook signatures.
     pub webhook_secret: Vec<u8>,
+    pub kafka: crate::stream::kafka::KafkaHealth,
 }
 
 /// What the payment and notification routes need besides the engine.
@@ -85,6 +86,8 @@ pub struct Services {
     pub payments: Payments,
     pub bus: Bus,
     pub webhook_secret: Vec<u8>,
+    /// The Kafka sink's state (`off` when not configured).
+    pub kafka: crate::stream::kafka::KafkaHealth,
 }
 
 impl std::ops::Deref for AppState {
@@ -116,7 +119,7 @@ impl AppState {
         // retries a 503, and the saga polls the provider meanwhile).
         let webhook_cpu = CpuPool::new("webhook_mac", 0, Duration::from_secs(2));
         let streams = streams::StreamGate::new(&config);
-        let Services { payments, bus, webhook_secret } = services;
+        let Services { payments, bus, webhook_secret, kafka } = services;
         let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone());
         Self(Arc::new(Shared {
             office,
@@ -133,6 +136,7 @@ impl AppState {
             payments,
             bus,
             webhook_secret,
+            kafka,
         }))
     }
 }
@@ -196,6 +200,8 @@ pub fn app(state: AppState) -> App {
     let mut openapi = openapi;
     openapi.merge(streams_doc);
     let openapi = Arc::new(openapi);
+    let exchange = crate::bus::Topology::with_prefix(&state.config.amqp_prefix).exchange;
+    let asyncapi = Arc::new(crate::stream::asyncapi::document(&state.config.kafka_topic, &exchange));
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let cors = cors(&state.config.cors_origins);
@@ -205,6 +211,8 @@ pub fn app(state: AppState) -> App {
     let routes = Router::new()
         .merge(api)
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        // The schema of the domain-event stream (RabbitMQ exchange, Kafka topic).
+        .route("/api/asyncapi.json", axum::routing::get(move || async move { axum::Json(asyncapi.as_ref().clone()) }))
         // Anything else: the web app (its files, or its index for a deep link), or a 404 problem
         // under the API's paths.
         .fallback(move |method: Method, uri: axum::http::Uri| async move { web.serve(method, uri).await })

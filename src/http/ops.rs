@@ -32,6 +32,9 @@ pub struct Readiness {
     status: &'static str,
     store: &'static str,
     broker: String,
+    /// The Kafka sink: `off`, `up (N events waiting)` or `down (N events waiting): why`. A
+    /// Kafka outage delays only the Kafka copies, so it does not make the process unready.
+    kafka: String,
     event_actors: usize,
 }
 
@@ -90,6 +93,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error>
         status: "ready",
         store: state.store.engine(),
         broker: state.bus.describe(),
+        kafka: state.kafka.describe(),
         event_actors: state.registry.running_actors(),
     }))
 }
