@@ -34,9 +34,10 @@ pub struct DomainEvent {
     #[schema(value_type = uuid::Uuid)]
     pub event_id: EventId,
     /// The booking the change is about, if any (not for catalogue changes).
-    #[schema(value_type = Option<uuid::Uuid>)]
+    #[schema(value_type = Option<uuid::Uuid>, required = true)]
     pub booking_id: Option<BookingId>,
     /// The HTTP request that caused the change, when one did.
+    #[schema(required = true)]
     pub request_id: Option<String>,
     #[serde(flatten)]
     pub data: EventData,

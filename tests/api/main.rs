@@ -30,6 +30,7 @@ mod relay;
 mod resilience;
 mod saga_crash;
 mod sessions;
+mod stream;
 mod tokens;
 mod web;
 mod worker_role;
