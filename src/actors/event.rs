@@ -205,7 +205,13 @@ impl EventState {
     }
 
     /// The outbox write announcing a change of one of this event's bookings.
-    fn announce(&self, at: DateTime<Utc>, booking: BookingId, data: EventData, request_id: Option<String>) -> JournalOp {
+    fn announce(
+        &self,
+        at: DateTime<Utc>,
+        booking: BookingId,
+        data: EventData,
+        request_id: Option<String>,
+    ) -> JournalOp {
         let event = DomainEvent::new(at, self.event.id, Some(booking), data).with_request_id(request_id);
         JournalOp::Outbox(OutboxEntry::new(event))
     }

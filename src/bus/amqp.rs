@@ -638,8 +638,12 @@ mod tests {
 
     #[test]
     fn overlong_ids_are_rejected_not_panicked_on() {
-        let m =
-            BusMessage { id: "x".repeat(300), topic: EventType::BookingConfirmed.as_str().into(), payload: vec![], request_id: None };
+        let m = BusMessage {
+            id: "x".repeat(300),
+            topic: EventType::BookingConfirmed.as_str().into(),
+            payload: vec![],
+            request_id: None,
+        };
         assert!(matches!(properties(&m), Err(BusError::Invalid(_))));
     }
 

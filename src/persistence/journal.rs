@@ -324,7 +324,13 @@ pub(super) async fn commit_sqlite(
     apply_changes!(tx, ops, now);
     for op in ops {
         if let JournalOp::Outbox(m) = op {
-            sqlx::query(OUTBOX).bind(m.topic()).bind(m.payload()).bind(&m.event.request_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(OUTBOX)
+                .bind(m.topic())
+                .bind(m.payload())
+                .bind(&m.event.request_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
     }
     for op in ops {

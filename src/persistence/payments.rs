@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::journal::OUTBOX;
-use crate::domain::stream::{DomainEvent, legacy};
 use super::{BookingRow, OutboxEntry, Pool, Store, StoreError, StoreResult, conflict_or, rows};
 use crate::domain::ids::{BookingId, EventId, PaymentId, UserId};
 use crate::domain::payment::{Outcome, PaymentMethod, PaymentStatus, SagaStep};
+use crate::domain::stream::{DomainEvent, legacy};
 
 const PAYMENT_COLUMNS: &str = "id, booking_id, event_id, user_id, method, instrument, amount_cents, currency, status, \
      saga_step, provider_ref, provider_status, provider_reason, failure_reason, deadline_at, idempotency_key, request_hash, \
@@ -276,8 +276,7 @@ impl Store {
     pub async fn unsent_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {
         const SQL: &str =
             "SELECT id, topic, payload, request_id, created_at FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1";
-        let rows: Vec<RawOutbox> =
-            on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+        let rows: Vec<RawOutbox> = on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
         Ok(rows.into_iter().map(outbox_row).collect())
     }
 
@@ -297,8 +296,7 @@ impl Store {
             let sql = format!(
                 "SELECT id, topic, payload, request_id, created_at FROM outbox WHERE sent_at IS NULL AND id IN ({list}) ORDER BY id"
             );
-            let rows: Vec<RawOutbox> =
-                on_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
+            let rows: Vec<RawOutbox> = on_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
             out.extend(rows.into_iter().map(outbox_row));
         }
         Ok(out)
@@ -327,7 +325,9 @@ impl Store {
             Err(e) => return unreadable(format!("not json: {e}")),
             // A newer version only adds fields, which this one passes over.
             Ok(Version { schema_version: Some(_) }) => {
-                return Ok(serde_json::from_str(&row.payload).map_err(|e| Unreadable { row: row.id, why: e.to_string() }));
+                return Ok(
+                    serde_json::from_str(&row.payload).map_err(|e| Unreadable { row: row.id, why: e.to_string() })
+                );
             }
             Ok(Version { schema_version: None }) => {}
         }
@@ -416,8 +416,7 @@ impl Store {
         const OUTBOX_SQL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 \
              AND ($2 = FALSE OR (kafka_sent_at IS NOT NULL AND kafka_sent_at < $1))";
         const DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE state = 'sent' AND sent_at < $1";
-        let outbox =
-            on_pool!(self, p => sqlx::query(OUTBOX_SQL).bind(before).bind(kafka).execute(p).await.map(|r| r.rows_affected()))?;
+        let outbox = on_pool!(self, p => sqlx::query(OUTBOX_SQL).bind(before).bind(kafka).execute(p).await.map(|r| r.rows_affected()))?;
         let deliveries =
             on_pool!(self, p => sqlx::query(DELIVERIES_SQL).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
         Ok((outbox, deliveries))

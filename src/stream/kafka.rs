@@ -281,7 +281,12 @@ impl Actor for KafkaSink {
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<SinkMsg>, msg: SinkMsg, state: &mut SinkState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<SinkMsg>,
+        msg: SinkMsg,
+        state: &mut SinkState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SinkMsg::Drain(reply) => {
                 state.drain().await;
