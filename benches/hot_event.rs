@@ -137,6 +137,7 @@ async fn engine(url: &str, claimers: usize, secs: f64) -> anyhow::Result<Run> {
                 user,
                 request: ClaimRequest::Quantity(1),
                 idempotency: Some((Uuid::new_v4().to_string(), "h".into())),
+                request_id: None,
             };
             registry.claim(event, cmd).await.expect("claim");
         }

@@ -122,7 +122,7 @@ fn actor_round_trip(c: &mut Criterion) {
     });
     c.bench_function("actor_claim_round_trip_in_memory_sqlite", |b| {
         b.to_async(&rt).iter(|| async {
-            let cmd = ClaimCmd { user, request: ClaimRequest::Quantity(1), idempotency: None };
+            let cmd = ClaimCmd { user, request: ClaimRequest::Quantity(1), idempotency: None, request_id: None };
             black_box(registry.claim(event, cmd).await.unwrap())
         })
     });

@@ -265,6 +265,21 @@ pub struct Config {
     /// up to a minute, 10 tries; after that a download renders and stores it).
     #[arg(long, env = "RECEIPT_RETRY_MS", default_value_t = 1000)]
     pub receipt_retry_ms: u64,
+    /// Kafka brokers for the domain-event stream, e.g. `127.0.0.1:9092,10.0.0.2:9092`; unset: no Kafka sink.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub kafka_bootstrap_servers: Option<String>,
+    /// The topic every domain event is published to (keyed by event id).
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "boxoffice.events")]
+    pub kafka_topic: String,
+    /// SASL user for Kafka (with KAFKA_SASL_PASSWORD); unset: no authentication.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    /// SASL password for Kafka.
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+    /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM", default_value = "PLAIN")]
+    pub kafka_sasl_mechanism: String,
 }
 
 /// Production refuses SQLite (a container's file system is not a durable store), and the
@@ -384,6 +399,11 @@ impl Default for Config {
             receipt_url_ttl_secs: 300,
             receipt_storage_timeout_ms: 5000,
             receipt_retry_ms: 1000,
+            kafka_bootstrap_servers: None,
+            kafka_topic: "boxoffice.events".into(),
+            kafka_sasl_username: None,
+            kafka_sasl_password: None,
+            kafka_sasl_mechanism: "PLAIN".into(),
         }
     }
 }
@@ -438,6 +458,15 @@ impl Config {
         }
         if self.redis_prefix.is_empty() {
             anyhow::bail!("REDIS_PREFIX must not be empty");
+        }
+        if self.kafka_sasl_username.is_some() != self.kafka_sasl_password.is_some() {
+            anyhow::bail!("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set together");
+        }
+        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&self.kafka_sasl_mechanism.as_str()) {
+            anyhow::bail!("KAFKA_SASL_MECHANISM must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+        }
+        if self.kafka_topic.is_empty() {
+            anyhow::bail!("KAFKA_TOPIC must not be empty");
         }
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");

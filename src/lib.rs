@@ -21,4 +21,5 @@ pub mod seed;
 pub mod service;
 pub mod shared;
 pub mod startup;
+pub mod stream;
 pub mod telemetry;

@@ -26,6 +26,7 @@ use crate::payments::{PaymentSettings, Payments};
 use crate::persistence::Store;
 use crate::receipts::{ReceiptStorage, Receipts, RetrySettings};
 use crate::shared::SharedState;
+use crate::stream::kafka::{KafkaHealth, KafkaSettings, KafkaSink, SinkMsg};
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, config.database_max_connections).await?;
@@ -55,6 +56,7 @@ struct Background {
     sampler: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
     shared: SharedState,
+    sink: Option<ActorRef<SinkMsg>>,
 }
 
 impl Background {
@@ -67,6 +69,9 @@ impl Background {
         }
         if let Some(w) = &self.workers {
             w.stop(Some("shutdown".into()));
+        }
+        if let Some(k) = &self.sink {
+            k.stop(Some("shutdown".into()));
         }
     }
 }
@@ -212,20 +217,27 @@ impl Application {
 
         // The outbox relay and, unless this is an API-only process, the notification workers.
         let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
+        let kafka_settings = KafkaSettings::from_config(&config);
         let (relay, _) = Actor::spawn(
             None,
             OutboxRelay,
-            (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500)),
+            (store.clone(), bus.clone(), registry.outbox_wake(), Duration::from_millis(500), kafka_settings.is_some()),
         )
         .await?;
         let receipts = receipts(&config, &store)?;
+        // The Kafka sink, with its own cursor in the outbox.
+        let kafka = KafkaHealth::default();
+        let sink = match kafka_settings {
+            Some(settings) => Some(Actor::spawn(None, KafkaSink, (store.clone(), settings, kafka.clone())).await?.0),
+            None => None,
+        };
         let workers = match config.role {
             ProcessRole::All => Some(start_workers(&config, &store, &bus, &receipts).await?),
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
-        let background = Background { relay: Some(relay), workers, sampler, heartbeat, shared: shared.clone() };
-        let services = Services { payments, bus, webhook_secret, receipts, cluster, shared };
+        let background = Background { relay: Some(relay), workers, sampler, heartbeat, shared: shared.clone(), sink };
+        let services = Services { payments, bus, webhook_secret, receipts, cluster, shared, kafka };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port, background })

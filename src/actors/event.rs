@@ -21,6 +21,7 @@ use crate::domain::booking::{BookingStatus, CancelReason, may_cancel};
 use crate::domain::ids::{BookingId, EventId, UserId};
 use crate::domain::inventory::{AdmitError, ClaimError, ClaimSpec, Holding, Inventory, LiveBooking};
 use crate::domain::seatmap::SeatIdx;
+use crate::domain::stream::{DomainEvent, EventData};
 use crate::persistence::{Acquired, BookingRow, EventPatch, EventRow, JournalOp, OutboxEntry, StoreError};
 
 pub type Reply<T> = RpcReplyPort<Result<T, BookingError>>;
@@ -37,6 +38,8 @@ pub struct ClaimCmd {
     pub request: ClaimRequest,
     /// `(Idempotency-Key, hash of the request)`.
     pub idempotency: Option<(String, String)>,
+    /// The HTTP request asking, for the domain event.
+    pub request_id: Option<String>,
 }
 
 pub enum EventMsg {
@@ -233,9 +236,16 @@ impl EventState {
         })
     }
 
-    /// Queues a change of the journal, to be answered (if at all) once durable.
-    fn queue(&mut self, op: JournalOp, booking: BookingId, change: StatusChange, waiter: Option<Waiter>) {
-        self.queue_with(op, Vec::new(), booking, Some(change), waiter);
+    /// The outbox write announcing a change of one of this event's bookings.
+    fn announce(
+        &self,
+        at: DateTime<Utc>,
+        booking: BookingId,
+        data: EventData,
+        request_id: Option<String>,
+    ) -> JournalOp {
+        let event = DomainEvent::new(at, self.event.id, Some(booking), data).with_request_id(request_id);
+        JournalOp::Outbox(OutboxEntry::new(event))
     }
 
     /// Queues a change with others written in the same transaction (payment, outbox).
@@ -370,7 +380,17 @@ impl EventState {
                 }
                 let (id, op) = (row.id, JournalOp::Claim { booking: row.clone(), idempotency: cmd.idempotency });
                 let change = StatusChange { booking: id, status: BookingStatus::Held };
-                self.queue(op, id, change, Some(Waiter::Booking(reply, row, received, true)));
+                let held = EventData::BookingHeld {
+                    user_id: row.user_id,
+                    quantity: row.quantity,
+                    seats: row.seats.clone(),
+                    amount_cents: row.amount_cents,
+                    currency: row.currency.clone(),
+                    expires_at: row.expires_at,
+                };
+                let announce = self.announce(row.created_at, id, held, cmd.request_id);
+                let waiter = Waiter::Booking(reply, row, received, true);
+                self.queue_with(op, vec![announce], id, Some(change), Some(waiter));
                 self.flush(myself);
             }
             Err(e) => {
@@ -444,10 +464,13 @@ impl EventState {
             // Paid for: the payment's saga refunds it.
             with.push(JournalOp::RefundBooking { booking_id: id });
         }
-        if reason != CancelReason::PaymentFailed {
-            let extra = serde_json::json!({ "reason": reason.as_str(), "refund": was == BookingStatus::Confirmed });
-            with.push(JournalOp::Outbox(OutboxEntry::about("booking.cancelled", &row, extra, None)));
-        }
+        let cancelled = EventData::BookingCancelled {
+            user_id: row.user_id,
+            reason,
+            refund: was == BookingStatus::Confirmed,
+            quantity: row.quantity,
+        };
+        with.push(self.announce(now, id, cancelled, None));
         let op = JournalOp::Release {
             booking_id: id,
             quantity: live.quantity as i64,
@@ -518,7 +541,9 @@ impl EventState {
         let id = row.id;
         let updated = BookingRow { checked_in_at: Some(now), updated_at: now, ..row };
         let op = JournalOp::CheckIn { booking_id: id, at: now };
-        self.queue_with(op, Vec::new(), id, None, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
+        let admitted = EventData::TicketCheckedIn { user_id: updated.user_id, quantity: updated.quantity };
+        let announce = self.announce(now, id, admitted, None);
+        self.queue_with(op, vec![announce], id, None, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
         self.flush(myself);
     }
 
@@ -555,8 +580,8 @@ impl EventState {
                 to: BookingStatus::Expired,
                 reason: None,
             };
-            let payload = serde_json::json!({ "booking_id": id, "event_id": self.event.id, "user_id": user });
-            let announce = JournalOp::Outbox(OutboxEntry::new("booking.expired", payload, None));
+            let expired = EventData::BookingExpired { user_id: user, quantity: live.quantity as i64 };
+            let announce = self.announce(now, id, expired, None);
             let change = StatusChange { booking: id, status: BookingStatus::Expired };
             self.queue_with(op, vec![announce], id, Some(change), None);
             metrics::counter!("boxoffice_holds_expired_total").increment(1);

@@ -50,7 +50,7 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
 }
 
 fn claim(user: UserId, q: u32) -> ClaimCmd {
-    ClaimCmd { user, request: ClaimRequest::Quantity(q), idempotency: None }
+    ClaimCmd { user, request: ClaimRequest::Quantity(q), idempotency: None, request_id: None }
 }
 
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {

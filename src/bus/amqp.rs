@@ -28,6 +28,8 @@ use lapin::{
 };
 use tokio::sync::Mutex;
 
+use crate::domain::stream::{DomainEvent, EventType};
+
 /// Topic exchange every domain event is published to.
 pub const EXCHANGE: &str = "boxoffice.events";
 /// Durable queue feeding the notification workers.
@@ -37,8 +39,11 @@ pub const DEAD_EXCHANGE: &str = "boxoffice.dead";
 /// Durable queue collecting dead-lettered notifications.
 pub const DEAD_QUEUE: &str = "boxoffice.notifications.dead";
 
-/// Routing patterns binding [`QUEUE`] to [`EXCHANGE`].
-pub const QUEUE_BINDINGS: [&str; 2] = ["booking.#", "payment.#"];
+/// Routing keys binding [`QUEUE`] to [`EXCHANGE`]: the kinds of domain event that may send an
+/// e-mail (the others are on the exchange for other consumers only).
+pub fn queue_bindings() -> impl Iterator<Item = &'static str> {
+    EventType::ALL.into_iter().filter(|t| t.may_notify()).map(EventType::as_str)
+}
 /// Header carrying the HTTP request id that caused the event.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header counting how often a message has been retried.
@@ -64,6 +69,23 @@ pub struct BusMessage {
     pub payload: Vec<u8>,
     /// Value of the `x-request-id` header, if any.
     pub request_id: Option<String>,
+}
+
+impl BusMessage {
+    /// The message of a domain event: routed by its type, the event as its JSON body.
+    pub fn of(id: String, event: &DomainEvent) -> Self {
+        Self {
+            id,
+            topic: event.kind().as_str().to_owned(),
+            payload: serde_json::to_vec(event).expect("domain events serialise"),
+            request_id: event.request_id.clone(),
+        }
+    }
+
+    /// The domain event it carries.
+    pub fn event(&self) -> Result<DomainEvent, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
 }
 
 /// Errors from the AMQP bus.
@@ -110,7 +132,7 @@ impl From<lapin::Error> for BusError {
 pub struct Topology {
     /// Topic exchange events are published to.
     pub exchange: String,
-    /// Work queue bound to `exchange` with [`QUEUE_BINDINGS`].
+    /// Work queue bound to `exchange` with [`queue_bindings`].
     pub queue: String,
     /// Fanout exchange `queue` dead-letters into.
     pub dead_exchange: String,
@@ -161,7 +183,7 @@ impl Topology {
         let mut args = FieldTable::default();
         args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.dead_exchange.as_str().into()));
         ch.queue_declare(short(&self.queue)?, QueueDeclareOptions::durable(), args).await?;
-        for key in QUEUE_BINDINGS {
+        for key in queue_bindings() {
             ch.queue_bind(
                 short(&self.queue)?,
                 short(&self.exchange)?,
@@ -616,8 +638,12 @@ mod tests {
 
     #[test]
     fn overlong_ids_are_rejected_not_panicked_on() {
-        let m =
-            BusMessage { id: "x".repeat(300), topic: "booking.confirmed".into(), payload: vec![], request_id: None };
+        let m = BusMessage {
+            id: "x".repeat(300),
+            topic: EventType::BookingConfirmed.as_str().into(),
+            payload: vec![],
+            request_id: None,
+        };
         assert!(matches!(properties(&m), Err(BusError::Invalid(_))));
     }
 

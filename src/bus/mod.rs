@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, mpsc};
 
 pub use amqp::{AmqpDelivery, BusError, BusMessage, Topology};
 
+use crate::domain::stream::DomainEvent;
 use crate::persistence::{OutboxRow, Store};
 
 /// Where messages travel.
@@ -208,14 +209,28 @@ impl Delivery {
     }
 }
 
-/// The bus message of an outbox row; its id is stable, so consumers can drop duplicates.
-pub fn message_of(row: &OutboxRow) -> BusMessage {
-    BusMessage {
-        id: format!("outbox-{}", row.id),
-        topic: row.entry.topic.clone(),
-        payload: row.entry.payload.clone().into_bytes(),
-        request_id: row.entry.request_id.clone(),
+/// The bus message of an outbox row's domain event; its id is stable, so consumers can drop
+/// duplicates.
+pub fn message_of(row: i64, event: &DomainEvent) -> BusMessage {
+    BusMessage::of(format!("outbox-{row}"), event)
+}
+
+/// Reads the domain events of outbox rows. Rows that can never be read (malformed, written by
+/// an older version about a booking that is gone) are logged, counted and returned apart, for
+/// the caller to mark sent: a row nobody can read must not hold up the rows behind it.
+pub async fn read_events(store: &Store, rows: &[OutboxRow]) -> anyhow::Result<(Vec<(i64, DomainEvent)>, Vec<i64>)> {
+    let (mut events, mut unreadable) = (Vec::with_capacity(rows.len()), Vec::new());
+    for row in rows {
+        match store.outbox_event(row).await? {
+            Ok(e) => events.push((row.id, e)),
+            Err(e) => {
+                metrics::counter!("boxoffice_outbox_unreadable_total").increment(1);
+                tracing::error!(error = %e, topic = %row.topic, "outbox row skipped");
+                unreadable.push(row.id);
+            }
+        }
     }
+    Ok((events, unreadable))
 }
 
 pub enum RelayMsg {
@@ -238,6 +253,8 @@ pub struct RelayState {
     publisher: Option<amqp::AmqpPublisher>,
     /// Whether the last attempt to reach the broker failed (logged once per outage).
     broker_down: bool,
+    /// Whether the Kafka sink publishes the outbox too (rows are then pruned only once there).
+    kafka: bool,
     waker: tokio::task::JoinHandle<()>,
 }
 
@@ -267,11 +284,17 @@ impl RelayState {
         }
         // Rows a worker settled since the ids were read are not sent again.
         let rows = self.store.unsent_outbox_rows(&fresh).await?;
-        q.held().extend(rows.iter().map(|r| r.id));
-        for row in &rows {
-            q.send(message_of(row), 0);
+        let (events, mut settled) = read_events(&self.store, &rows).await?;
+        // In process only the notification workers consume this cursor: a change nobody is
+        // told about is settled here (other sinks keep their own cursors).
+        let (notify, quiet): (Vec<_>, Vec<_>) = events.into_iter().partition(|(_, e)| e.notifies());
+        settled.extend(quiet.iter().map(|(id, _)| *id));
+        self.store.mark_sent(&settled, crate::domain::now()).await?;
+        q.held().extend(notify.iter().map(|(id, _)| *id));
+        for (id, event) in &notify {
+            q.send(message_of(*id, event), 0);
         }
-        metrics::counter!("boxoffice_outbox_published_total").increment(rows.len() as u64);
+        metrics::counter!("boxoffice_outbox_published_total").increment((notify.len() + quiet.len()) as u64);
         Ok(fresh.len() == room && ids.len() as u32 == limit)
     }
 
@@ -290,7 +313,9 @@ impl RelayState {
         if rows.is_empty() {
             return Ok(false);
         }
-        let messages: Vec<BusMessage> = rows.iter().map(message_of).collect();
+        let (events, unreadable) = read_events(&self.store, &rows).await?;
+        self.store.mark_sent(&unreadable, crate::domain::now()).await?;
+        let messages: Vec<BusMessage> = events.iter().map(|(id, e)| message_of(*id, e)).collect();
         if self.publisher.as_ref().is_none_or(|p| !p.is_connected()) {
             self.publisher = None;
             match amqp::AmqpPublisher::connect_with(&url, &topology).await {
@@ -319,11 +344,11 @@ impl RelayState {
                 return Ok(false);
             }
         };
-        let ids: Vec<i64> = rows.iter().take(sent).map(|r| r.id).collect();
+        let ids: Vec<i64> = events.iter().take(sent).map(|(id, _)| *id).collect();
         self.store.mark_sent(&ids, crate::domain::now()).await?;
         metrics::counter!("boxoffice_outbox_published_total").increment(sent as u64);
         // A partly confirmed batch means the channel broke: reconnect on the next drain.
-        if sent < rows.len() {
+        if sent < messages.len() {
             self.publisher = None;
             return Ok(false);
         }
@@ -334,12 +359,13 @@ impl RelayState {
 impl Actor for OutboxRelay {
     type Msg = RelayMsg;
     type State = RelayState;
-    type Arguments = (Store, Bus, Arc<tokio::sync::Notify>, Duration);
+    /// The store, the bus, the wake-up of new rows, the timer, and whether Kafka also reads the outbox.
+    type Arguments = (Store, Bus, Arc<tokio::sync::Notify>, Duration, bool);
 
     async fn pre_start(
         &self,
         myself: ActorRef<RelayMsg>,
-        (store, bus, wake, every): Self::Arguments,
+        (store, bus, wake, every, kafka): Self::Arguments,
     ) -> Result<RelayState, ActorProcessingErr> {
         // Woken by commits that wrote outbox rows, and by a timer for everything else
         // (rows written by another process, a broker that came back).
@@ -356,7 +382,7 @@ impl Actor for OutboxRelay {
             }
         });
         myself.send_interval(Duration::from_secs(3600), || RelayMsg::Prune);
-        Ok(RelayState { store, bus, pending, publisher: None, broker_down: false, waker })
+        Ok(RelayState { store, bus, pending, publisher: None, broker_down: false, kafka, waker })
     }
 
     async fn post_stop(&self, _: ActorRef<RelayMsg>, state: &mut RelayState) -> Result<(), ActorProcessingErr> {
@@ -374,7 +400,7 @@ impl Actor for OutboxRelay {
         state: &mut RelayState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RelayMsg::Prune => match state.store.prune_messages(crate::domain::now() - RETENTION).await {
+            RelayMsg::Prune => match state.store.prune_messages(crate::domain::now() - RETENTION, state.kafka).await {
                 Ok((outbox, deliveries)) if outbox + deliveries > 0 => {
                     tracing::info!(outbox, deliveries, "old outbox rows and delivery records pruned");
                 }

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod inventory;
 pub mod payment;
 pub mod seatmap;
+pub mod stream;
 pub mod user;
 
 use std::collections::BTreeMap;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::contract::{Bearer, IdPath, JsonBody, Limited};
 use super::events::page_limit;
-use super::extract::{AuthUser, IdempotencyKey, Json, Path, Query};
+use super::extract::{AuthUser, IdempotencyKey, Json, Path, Query, RequestId};
 use super::{AppState, Error, Problem, Result};
 use crate::domain::booking::{BookingStatus, CancelReason};
 use crate::domain::ids::{BookingId, EventId};
@@ -103,9 +103,10 @@ async fn create_booking(
     AuthUser(p): AuthUser,
     Path(event_id): Path<Uuid>,
     IdempotencyKey(key): IdempotencyKey,
+    RequestId(request_id): RequestId,
     Json(b): Json<CreateBooking>,
 ) -> Result<(StatusCode, Json<BookingView>)> {
-    match state.office.hold(p.user_id, EventId(event_id), b.quantity, b.seats, key).await? {
+    match state.office.hold(p.user_id, EventId(event_id), b.quantity, b.seats, key, request_id).await? {
         Held::Created(row) => Ok((StatusCode::CREATED, Json(row.into()))),
         Held::Replayed(row) => Ok((StatusCode::OK, Json(row.into()))),
     }

@@ -88,6 +88,7 @@ pub struct Shared {
     pub trusted_proxies: Arc<Vec<crate::net::Cidr>>,
     /// Redis and what the nodes share through it (or its in-process fallbacks).
     pub shared: SharedState,
+    pub kafka: crate::stream::kafka::KafkaHealth,
 }
 
 /// What the payment and notification routes need besides the engine.
@@ -98,6 +99,8 @@ pub struct Services {
     pub receipts: crate::receipts::Receipts,
     pub cluster: Cluster,
     pub shared: SharedState,
+    /// The Kafka sink's state (`off` when not configured).
+    pub kafka: crate::stream::kafka::KafkaHealth,
 }
 
 impl std::ops::Deref for AppState {
@@ -129,7 +132,7 @@ impl AppState {
         // retries a 503, and the saga polls the provider meanwhile).
         let webhook_cpu = CpuPool::new("webhook_mac", 0, Duration::from_secs(2));
         let streams = streams::StreamGate::new(&config);
-        let Services { payments, bus, webhook_secret, receipts, cluster, shared } = services;
+        let Services { payments, bus, webhook_secret, receipts, cluster, shared, kafka } = services;
         // Validated at start-up (`Config::validate`).
         let trusted_proxies = Arc::new(crate::net::parse_cidrs(&config.trusted_proxies).unwrap_or_default());
         let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone(), receipts);
@@ -151,6 +154,7 @@ impl AppState {
             cluster,
             trusted_proxies,
             shared,
+            kafka,
         }))
     }
 }
@@ -283,6 +287,8 @@ fn route_table(debug: &str) -> Vec<(String, String)> {
 pub fn app(state: AppState) -> App {
     let Parts { api, streams, openapi } = parts();
     let openapi = Arc::new(contract::document(&openapi));
+    let exchange = crate::bus::Topology::with_prefix(&state.config.amqp_prefix).exchange;
+    let asyncapi = Arc::new(crate::stream::asyncapi::document(&state.config.kafka_topic, &exchange));
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let cors = cors(&state.config.cors_origins);
@@ -293,6 +299,8 @@ pub fn app(state: AppState) -> App {
     let routes = Router::new()
         .merge(api)
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        // The schema of the domain-event stream (RabbitMQ exchange, Kafka topic).
+        .route("/api/asyncapi.json", axum::routing::get(move || async move { axum::Json(asyncapi.as_ref().clone()) }))
         // Anything else: the web app (its files, or its index for a deep link), or a 404 problem
         // under the API's paths.
         .fallback(move |method: Method, uri: axum::http::Uri| async move { web.serve(method, uri).await })

@@ -35,6 +35,9 @@ pub struct Readiness {
     /// `off` (REDIS_URL unset: in-process limits and revocations), `up`, or `down` (degraded:
     /// local fallbacks in use until Redis answers again; still ready).
     redis: &'static str,
+    /// The Kafka sink: `off`, `up (N events waiting)` or `down (N events waiting): why`. A
+    /// Kafka outage delays only the Kafka copies, so it does not make the process unready.
+    kafka: String,
     event_actors: usize,
 }
 
@@ -94,6 +97,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, Error>
         store: state.store.engine(),
         broker: state.bus.describe(),
         redis: state.shared.status(),
+        kafka: state.kafka.describe(),
         event_actors: state.registry.running_actors(),
     }))
 }

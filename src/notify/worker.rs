@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::mail::{Attachment, Email, MailError, Mailer};
 use super::{BookingFacts, FactsError, templates};
 use crate::bus::{Bus, BusMessage, Delivery, amqp};
-use crate::domain::ids::BookingId;
+use crate::domain::stream::{DomainEvent, EventData};
 use crate::persistence::{DeliveryClaim, Store};
 use crate::receipts::ReceiptError;
 
@@ -73,6 +73,11 @@ impl From<MailError> for Failure {
 
 /// Sends the e-mail a message calls for, unless it was sent before.
 async fn deliver(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> {
+    let event = m.event().map_err(|e| Failure::Permanent(format!("not a domain event: {e}")))?;
+    if !event.notifies() {
+        // On the notification queue only through a broader binding of an older version.
+        return Ok("not_notified");
+    }
     let store = &ctx.store;
     let transient = |e: crate::persistence::StoreError| Failure::Transient(e.to_string());
     match store.claim_delivery(&m.id, crate::domain::now(), CLAIM_LEASE).await.map_err(transient)? {
@@ -81,7 +86,7 @@ async fn deliver(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failur
         // Retried later: by then it is sent (a duplicate) or its sender died (claimable).
         DeliveryClaim::Busy => return Err(Failure::Transient("another worker is sending this message".into())),
     }
-    let result = send(ctx, m).await;
+    let result = send(ctx, &m.id, &event).await;
     match &result {
         Ok(_) => store.delivery_sent(&m.id, crate::domain::now()).await.map_err(transient)?,
         Err(_) => {
@@ -97,17 +102,9 @@ async fn deliver(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failur
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
 /// Renders and sends the e-mail of a message this worker has claimed.
-async fn send(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> {
+async fn send(ctx: &NotifyCtx, message_id: &str, event: &DomainEvent) -> Result<&'static str, Failure> {
     let store = &ctx.store;
-    let payload: serde_json::Value =
-        serde_json::from_slice(&m.payload).map_err(|e| Failure::Permanent(format!("payload is not json: {e}")))?;
-    let booking_id = payload
-        .get("booking_id")
-        .and_then(|v| v.as_str())
-        .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        .map(BookingId)
-        .ok_or_else(|| Failure::Permanent("payload has no booking_id".into()))?;
-    let reason = payload.get("reason").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let booking_id = event.booking_id.ok_or_else(|| Failure::Permanent("the event names no booking".into()))?;
     let booking = store
         .booking(booking_id)
         .await
@@ -116,8 +113,8 @@ async fn send(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> 
     let facts = BookingFacts::load(store, booking).await?;
     let info = facts.info();
     let mut attachments = Vec::new();
-    let rendered = match m.topic.as_str() {
-        "booking.confirmed" => {
+    let rendered = match &event.data {
+        EventData::BookingConfirmed { .. } => {
             // Rendered and stored once here (or read back if stored before); storage never fails this.
             let pdf = ctx.receipts.at_confirmation(&facts).await.map_err(|e| match e {
                 ReceiptError::Render(e) => Failure::Permanent(e.to_string()),
@@ -130,14 +127,14 @@ async fn send(ctx: &NotifyCtx, m: &BusMessage) -> Result<&'static str, Failure> 
             });
             templates::booking_confirmed(&info)
         }
-        "booking.cancelled" => templates::booking_cancelled(&info, &reason),
-        "booking.expired" => templates::booking_expired(&info),
-        "payment.failed" => templates::payment_failed(&info, &reason),
-        "payment.refunded" => templates::payment_refunded(&info),
-        other => return Err(Failure::Permanent(format!("no notification for topic {other}"))),
+        EventData::BookingCancelled { reason, .. } => templates::booking_cancelled(&info, reason.as_str()),
+        EventData::BookingExpired { .. } => templates::booking_expired(&info),
+        EventData::PaymentFailed { reason, .. } => templates::payment_failed(&info, reason),
+        EventData::PaymentRefunded { .. } => templates::payment_refunded(&info),
+        other => return Err(Failure::Permanent(format!("no notification for {}", other.kind().as_str()))),
     };
     let email = Email {
-        message_id: m.id.clone(),
+        message_id: message_id.to_owned(),
         to: facts.customer_email.clone(),
         subject: rendered.subject,
         text: rendered.text,

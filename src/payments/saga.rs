@@ -15,7 +15,9 @@ use crate::actors::BookingError;
 use crate::domain::booking::{BookingStatus, CancelReason};
 use crate::domain::ids::PaymentId;
 use crate::domain::payment::{Outcome, PaymentStatus, SagaStep};
+use crate::domain::stream::{DomainEvent, EventData};
 use crate::persistence::{BookingRow, JournalOp, OutboxEntry, PaymentRow};
+use chrono::{DateTime, Utc};
 
 pub enum SagaMsg {
     /// Re-read the payment and take the next step.
@@ -38,13 +40,19 @@ enum Next {
     Finished,
 }
 
-fn announce(topic: &str, booking: &BookingRow, p: &PaymentRow, reason: Option<&str>) -> JournalOp {
-    JournalOp::Outbox(message(topic, booking, p, reason))
+/// The outbox write announcing a change of a payment (and its booking).
+fn announce(at: DateTime<Utc>, booking: Option<&BookingRow>, p: &PaymentRow, data: EventData) -> JournalOp {
+    JournalOp::Outbox(message(at, booking, p, data))
 }
 
-fn message(topic: &str, booking: &BookingRow, p: &PaymentRow, reason: Option<&str>) -> OutboxEntry {
-    let extra = serde_json::json!({ "payment_id": p.id, "reason": reason });
-    OutboxEntry::about(topic, booking, extra, p.request_id.clone())
+fn message(at: DateTime<Utc>, booking: Option<&BookingRow>, p: &PaymentRow, data: EventData) -> OutboxEntry {
+    let event_id = booking.map_or(p.event_id, |b| b.event_id);
+    let event = DomainEvent::new(at, event_id, Some(p.booking_id), data).with_request_id(p.request_id.clone());
+    OutboxEntry::new(event)
+}
+
+fn failed(p: &PaymentRow, reason: &str) -> EventData {
+    EventData::PaymentFailed { payment_id: p.id, user_id: p.user_id, reason: reason.to_owned() }
 }
 
 impl SagaState {
@@ -145,6 +153,20 @@ impl SagaState {
                 let Some(booking) = self.ctx.store.booking(p.booking_id).await? else {
                     return Err(format!("booking {} of payment {} is missing", p.booking_id, p.id).into());
                 };
+                let now = self.ctx.clock.now();
+                let succeeded = EventData::PaymentSucceeded {
+                    payment_id: p.id,
+                    user_id: p.user_id,
+                    amount_cents: p.amount_cents,
+                    currency: p.currency.clone(),
+                };
+                let confirmed = EventData::BookingConfirmed {
+                    user_id: booking.user_id,
+                    payment_id: Some(p.id),
+                    quantity: booking.quantity,
+                    amount_cents: booking.amount_cents,
+                    currency: booking.currency.clone(),
+                };
                 let with = vec![
                     JournalOp::Payment {
                         payment_id: p.id,
@@ -152,7 +174,8 @@ impl SagaState {
                         step: SagaStep::Done,
                         reason: None,
                     },
-                    announce("booking.confirmed", &booking, p, None),
+                    announce(now, Some(&booking), p, succeeded),
+                    announce(now, Some(&booking), p, confirmed),
                 ];
                 match self.ctx.registry.confirm(booking, with).await {
                     Ok(b) => {
@@ -190,12 +213,12 @@ impl SagaState {
                     step: SagaStep::Done,
                     reason: Some(reason.to_owned()),
                 },
-                announce("payment.failed", &booking, p, Some(reason)),
+                announce(now, Some(&booking), p, failed(p, reason)),
             ];
             match self.ctx.registry.cancel(booking.clone(), CancelReason::PaymentFailed, with).await {
                 Ok(_) => {}
                 Err(BookingError::NotCancellable | BookingError::EventNotFound) => {
-                    let m = message("payment.failed", &booking, p, Some(reason));
+                    let m = message(now, Some(&booking), p, failed(p, reason));
                     self.ctx.store.finish_payment(p.id, PaymentStatus::Failed, Some(reason), Some(&m), now).await?;
                 }
                 Err(e) => {
@@ -204,7 +227,7 @@ impl SagaState {
                 }
             }
         } else {
-            let m = message("payment.failed", &booking, p, Some(reason));
+            let m = message(now, Some(&booking), p, failed(p, reason));
             self.ctx.store.finish_payment(p.id, PaymentStatus::Failed, Some(reason), Some(&m), now).await?;
         }
         metrics::counter!("boxoffice_payments_total", "outcome" => "failed").increment(1);
@@ -220,14 +243,15 @@ impl SagaState {
         match self.ctx.gateway.refund(provider_ref, p.amount_cents).await {
             Ok(()) => {
                 let booking = self.ctx.store.booking(p.booking_id).await?;
-                let m = match &booking {
-                    Some(b) => message("payment.refunded", b, p, None),
-                    None => OutboxEntry::new("payment.refunded", serde_json::json!({ "payment_id": p.id }), None),
+                let now = self.ctx.clock.now();
+                let refunded = EventData::PaymentRefunded {
+                    payment_id: p.id,
+                    user_id: p.user_id,
+                    amount_cents: p.amount_cents,
+                    currency: p.currency.clone(),
                 };
-                self.ctx
-                    .store
-                    .finish_payment(p.id, PaymentStatus::Refunded, None, Some(&m), self.ctx.clock.now())
-                    .await?;
+                let m = message(now, booking.as_ref(), p, refunded);
+                self.ctx.store.finish_payment(p.id, PaymentStatus::Refunded, None, Some(&m), now).await?;
                 metrics::counter!("boxoffice_payments_total", "outcome" => "refunded").increment(1);
                 tracing::info!("payment refunded");
                 Ok(Next::Now)

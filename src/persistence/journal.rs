@@ -13,6 +13,7 @@ pub type After = tokio::sync::oneshot::Receiver<bool>;
 use crate::domain::booking::{BookingStatus, CancelReason};
 use crate::domain::ids::{BookingId, EventId, PaymentId};
 use crate::domain::payment::{PaymentStatus, SagaStep};
+use crate::domain::stream::DomainEvent;
 
 #[derive(Debug, Clone)]
 pub enum JournalOp {
@@ -38,33 +39,25 @@ pub enum JournalOp {
     Outbox(OutboxEntry),
 }
 
-/// One row of the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A domain event to write to the outbox with the change it announces.
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
-    /// The routing key, e.g. `booking.confirmed`.
-    pub topic: String,
-    /// JSON document.
-    pub payload: String,
-    /// The HTTP request that caused the change, for the consumer's logs.
-    pub request_id: Option<String>,
+    pub event: DomainEvent,
 }
 
 impl OutboxEntry {
-    pub fn new(topic: &str, payload: serde_json::Value, request_id: Option<String>) -> Self {
-        Self { topic: topic.to_owned(), payload: payload.to_string(), request_id }
+    pub fn new(event: DomainEvent) -> Self {
+        Self { event }
     }
 
-    /// A message about a booking: its ids, plus `extra` fields (reason, payment id).
-    pub fn about(topic: &str, booking: &BookingRow, extra: serde_json::Value, request_id: Option<String>) -> Self {
-        let mut payload = serde_json::json!({
-            "booking_id": booking.id,
-            "event_id": booking.event_id,
-            "user_id": booking.user_id,
-        });
-        if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
-            p.extend(extra);
-        }
-        Self::new(topic, payload, request_id)
+    /// The routing key column (the event's type).
+    pub(super) fn topic(&self) -> &'static str {
+        self.event.kind().as_str()
+    }
+
+    /// The JSON document column.
+    pub(super) fn payload(&self) -> String {
+        serde_json::to_string(&self.event).expect("domain events serialise")
     }
 }
 
@@ -194,19 +187,38 @@ macro_rules! apply_changes {
                 JournalOp::RefundBooking { booking_id } => {
                     sqlx::query(REFUND_BOOKING).bind($now).bind(booking_id.0).execute(&mut *$tx).await?;
                 }
-                JournalOp::Outbox(m) => {
-                    sqlx::query(OUTBOX)
-                        .bind(&m.topic)
-                        .bind(&m.payload)
-                        .bind(&m.request_id)
-                        .bind($now)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                JournalOp::Claim { .. } => {}
+                // Written after the changes, all at once (see `outbox_pg` / `outbox_sqlite`).
+                JournalOp::Outbox(_) | JournalOp::Claim { .. } => {}
             }
         }
     };
+}
+
+/// A batch's domain events in one statement (every hold writes one, so this is on the hot
+/// path), in the batch's order: the ids follow the array's ordinality.
+async fn outbox_pg(tx: &mut sqlx::PgConnection, ops: &[JournalOp], now: DateTime<Utc>) -> StoreResult<()> {
+    let (mut topics, mut payloads, mut request_ids) = (Vec::new(), Vec::new(), Vec::new());
+    for op in ops {
+        if let JournalOp::Outbox(m) = op {
+            topics.push(m.topic());
+            payloads.push(m.payload());
+            request_ids.push(m.event.request_id.clone());
+        }
+    }
+    if topics.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO outbox (topic, payload, request_id, created_at) SELECT topic, payload, request_id, $4 \
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(topic, payload, request_id, n) ORDER BY n",
+    )
+    .bind(&topics)
+    .bind(&payloads)
+    .bind(&request_ids)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn commit_pg(
@@ -220,6 +232,7 @@ pub(super) async fn commit_pg(
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
     apply_changes!(tx, ops, now);
+    outbox_pg(&mut tx, ops, now).await?;
 
     let claims: Vec<(&BookingRow, &Option<(String, String)>)> = ops
         .iter()
@@ -309,6 +322,17 @@ pub(super) async fn commit_sqlite(
     let delta: i64 = ops.iter().map(JournalOp::delta).sum();
     let mut tx = pool.begin().await?;
     apply_changes!(tx, ops, now);
+    for op in ops {
+        if let JournalOp::Outbox(m) = op {
+            sqlx::query(OUTBOX)
+                .bind(m.topic())
+                .bind(m.payload())
+                .bind(&m.event.request_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
     for op in ops {
         let JournalOp::Claim { booking: b, idempotency } = op else { continue };
         sqlx::query(

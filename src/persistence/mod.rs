@@ -18,11 +18,12 @@ use uuid::Uuid;
 
 pub use cluster::{Acquired, LeaseHolder};
 pub use journal::{After, JournalOp, OutboxEntry};
-pub use payments::{DeliveryClaim, OutboxRow, PaymentRow};
+pub use payments::{DeliveryClaim, OutboxRow, PaymentRow, Unreadable};
 pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
 
 use crate::domain::booking::BookingStatus;
 use crate::domain::ids::{BookingId, EventId, UserId};
+use crate::domain::stream::{DomainEvent, EventData};
 use crate::domain::user::Role;
 use rows::{RawBooking, RawEvent, RawRefresh, RawUser};
 
@@ -422,6 +423,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $12, 0, $11, $11)";
         let seat_map = e.seat_map.as_ref().map(|m| serde_json::to_string(m).expect("seat map serialises"));
         let seat_ids: Vec<String> = e.seat_ids();
+        let created = OutboxEntry::new(DomainEvent::new(e.created_at, e.id, None, EventData::EventCreated(e.facts())));
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             sqlx::query(SQL)
@@ -436,6 +438,8 @@ impl Store {
                 });
                 qb.build().execute(&mut *tx).await?;
             }
+            sqlx::query(journal::OUTBOX).bind(created.topic()).bind(created.payload()).bind(&created.event.request_id)
+                .bind(e.created_at).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(())
         })?;
@@ -523,20 +527,46 @@ impl Store {
              max_per_booking = COALESCE($8, max_per_booking), updated_at = $9, \
              max_per_user = COALESCE($12, max_per_user) \
              WHERE id = $10 AND owner_epoch = $11 AND deleted_at IS NULL";
-        let n = on_pool!(self, p => sqlx::query(SQL)
-            .bind(&patch.title).bind(&patch.description).bind(&patch.venue).bind(patch.starts_at).bind(patch.price_cents)
-            .bind(&patch.currency).bind(patch.capacity).bind(patch.max_per_booking).bind(now).bind(id.0).bind(epoch)
-            .bind(patch.max_per_user)
-            .execute(p).await.map(|r| r.rows_affected()))?;
-        if n == 1 { Ok(()) } else { Err(StoreError::Fenced) }
+        let read = format!("SELECT {} FROM events WHERE id = $1", rows::EVENT_COLUMNS);
+        // The announcement carries the facts after the change, read in the same transaction.
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL)
+                .bind(&patch.title).bind(&patch.description).bind(&patch.venue).bind(patch.starts_at).bind(patch.price_cents)
+                .bind(&patch.currency).bind(patch.capacity).bind(patch.max_per_booking).bind(now).bind(id.0).bind(epoch)
+                .bind(patch.max_per_user)
+                .execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(StoreError::Fenced);
+            }
+            let raw: RawEvent = sqlx::query_as(&read).bind(id.0).fetch_one(&mut *tx).await?;
+            let row = EventRow::try_from(raw)?;
+            let updated = OutboxEntry::new(DomainEvent::new(now, id, None, EventData::EventUpdated(row.facts())));
+            sqlx::query(journal::OUTBOX).bind(updated.topic()).bind(updated.payload()).bind(&updated.event.request_id)
+                .bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(())
     }
 
     /// Soft-deletes an event this node owns that has no live booking.
     pub async fn delete_event(&self, id: EventId, epoch: i64, now: DateTime<Utc>) -> StoreResult<()> {
         const SQL: &str = "UPDATE events SET deleted_at = $1, updated_at = $1 \
              WHERE id = $2 AND owner_epoch = $3 AND deleted_at IS NULL AND reserved = 0";
-        let n = on_pool!(self, p => sqlx::query(SQL).bind(now).bind(id.0).bind(epoch).execute(p).await.map(|r| r.rows_affected()))?;
-        if n == 1 { Ok(()) } else { Err(StoreError::Fenced) }
+        let deleted = OutboxEntry::new(DomainEvent::new(now, id, None, EventData::EventDeleted {}));
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL).bind(now).bind(id.0).bind(epoch).execute(&mut *tx).await?.rows_affected();
+            if n != 1 {
+                return Err(StoreError::Fenced);
+            }
+            sqlx::query(journal::OUTBOX).bind(deleted.topic()).bind(deleted.payload()).bind(&deleted.event.request_id)
+                .bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(())
     }
 
     // ---- bookings ----------------------------------------------------------------------

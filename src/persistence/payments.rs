@@ -9,6 +9,7 @@ use super::journal::OUTBOX;
 use super::{BookingRow, OutboxEntry, Pool, Store, StoreError, StoreResult, conflict_or, rows};
 use crate::domain::ids::{BookingId, EventId, PaymentId, UserId};
 use crate::domain::payment::{Outcome, PaymentMethod, PaymentStatus, SagaStep};
+use crate::domain::stream::{DomainEvent, legacy};
 
 const PAYMENT_COLUMNS: &str = "id, booking_id, event_id, user_id, method, instrument, amount_cents, currency, status, \
      saga_step, provider_ref, provider_status, provider_reason, failure_reason, deadline_at, idempotency_key, request_hash, \
@@ -92,11 +93,23 @@ impl TryFrom<RawPayment> for PaymentRow {
     }
 }
 
-/// One unsent outbox message.
+/// One unsent outbox message, as stored: this version writes a `DomainEvent` document, older
+/// versions wrote loose JSON (read through [`Store::outbox_event`]).
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
-    pub entry: OutboxEntry,
+    pub topic: String,
+    pub payload: String,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why an outbox row cannot be read as a domain event (it never will be: the row is skipped).
+#[derive(Debug, thiserror::Error)]
+#[error("outbox row {row} is unreadable: {why}")]
+pub struct Unreadable {
+    pub row: i64,
+    pub why: String,
 }
 
 /// The outcome of claiming a notification's delivery.
@@ -250,7 +263,7 @@ impl Store {
             let mut tx = p.begin().await?;
             let n = sqlx::query(SQL).bind(status.as_str()).bind(reason).bind(now).bind(id.0).execute(&mut *tx).await?.rows_affected();
             if let (1, Some(message)) = (n, message) {
-                sqlx::query(OUTBOX).bind(&message.topic).bind(&message.payload).bind(&message.request_id).bind(now)
+                sqlx::query(OUTBOX).bind(message.topic()).bind(message.payload()).bind(&message.event.request_id).bind(now)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -265,9 +278,8 @@ impl Store {
     /// never by an id cursor: on PostgreSQL a lower id may commit after a higher one.
     pub async fn unsent_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {
         const SQL: &str =
-            "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1";
-        let rows: Vec<(i64, String, String, Option<String>)> =
-            on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+            "SELECT id, topic, payload, request_id, created_at FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1";
+        let rows: Vec<RawOutbox> = on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
         Ok(rows.into_iter().map(outbox_row).collect())
     }
 
@@ -285,10 +297,9 @@ impl Store {
             // Integers only, so they can be written into the statement.
             let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
             let sql = format!(
-                "SELECT id, topic, payload, request_id FROM outbox WHERE sent_at IS NULL AND id IN ({list}) ORDER BY id"
+                "SELECT id, topic, payload, request_id, created_at FROM outbox WHERE sent_at IS NULL AND id IN ({list}) ORDER BY id"
             );
-            let rows: Vec<(i64, String, String, Option<String>)> =
-                on_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
+            let rows: Vec<RawOutbox> = on_pool!(self, p => sqlx::query_as(&sql).fetch_all(p).await)?;
             out.extend(rows.into_iter().map(outbox_row));
         }
         Ok(out)
@@ -304,6 +315,89 @@ impl Store {
         Ok(())
     }
 
+    /// The domain event of an outbox row. A row of an older version (no `schema_version`) is
+    /// upgraded, with what it lacks read from its booking and payment; `Err(Unreadable)` for a
+    /// row that can never be read (it is skipped), `Ok(Err)` is a store error (try again).
+    pub async fn outbox_event(&self, row: &OutboxRow) -> StoreResult<Result<DomainEvent, Unreadable>> {
+        let unreadable = |why: String| Ok(Err(Unreadable { row: row.id, why }));
+        #[derive(serde::Deserialize)]
+        struct Version {
+            schema_version: Option<u32>,
+        }
+        match serde_json::from_str::<Version>(&row.payload) {
+            Err(e) => return unreadable(format!("not json: {e}")),
+            // A newer version only adds fields, which this one passes over.
+            Ok(Version { schema_version: Some(_) }) => {
+                return Ok(
+                    serde_json::from_str(&row.payload).map_err(|e| Unreadable { row: row.id, why: e.to_string() })
+                );
+            }
+            Ok(Version { schema_version: None }) => {}
+        }
+        let p: legacy::Payload = match serde_json::from_str(&row.payload) {
+            Ok(p) => p,
+            Err(e) => return unreadable(e.to_string()),
+        };
+        let booking = match p.booking_id {
+            Some(id) => self.booking(id).await?,
+            None => None,
+        };
+        let payment = match (p.payment_id, &booking) {
+            (_, Some(_)) => None,
+            (Some(id), None) => self.payment(id).await?,
+            (None, None) => None,
+        };
+        let known = match (&booking, &payment) {
+            (Some(b), _) => legacy::Known {
+                event_id: b.event_id,
+                user_id: b.user_id,
+                quantity: b.quantity,
+                amount_cents: b.amount_cents,
+                currency: b.currency.clone(),
+            },
+            (None, Some(p)) => legacy::Known {
+                event_id: p.event_id,
+                user_id: p.user_id,
+                quantity: 1,
+                amount_cents: p.amount_cents,
+                currency: p.currency.clone(),
+            },
+            (None, None) => return unreadable("its booking and payment are unknown".into()),
+        };
+        let mut p = p;
+        if p.booking_id.is_none() {
+            p.booking_id = payment.map(|p| p.booking_id);
+        }
+        Ok(legacy::upgrade(row.id, &row.topic, &p, &known, row.created_at, row.request_id.clone())
+            .map_err(|why| Unreadable { row: row.id, why }))
+    }
+
+    /// The oldest rows not yet published to Kafka (the sink's own cursor, `kafka_sent_at`),
+    /// found by the partial index like the relay's; never by an id cursor.
+    pub async fn kafka_unsent(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {
+        const SQL: &str = "SELECT id, topic, payload, request_id, created_at FROM outbox \
+             WHERE kafka_sent_at IS NULL ORDER BY id LIMIT $1";
+        let rows: Vec<RawOutbox> = on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+        Ok(rows.into_iter().map(outbox_row).collect())
+    }
+
+    pub async fn mark_kafka_sent(&self, ids: &[i64], now: DateTime<Utc>) -> StoreResult<()> {
+        for chunk in ids.chunks(500) {
+            // Integers only, so they can be written into the statement.
+            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+            let sql = format!("UPDATE outbox SET kafka_sent_at = $1 WHERE id IN ({list})");
+            on_pool!(self, p => sqlx::query(&sql).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
+    /// Rows not yet published to Kafka (for metrics and tests).
+    pub async fn kafka_backlog(&self) -> StoreResult<i64> {
+        const SQL: &str = "SELECT COUNT(*) FROM outbox WHERE kafka_sent_at IS NULL";
+        let (n,): (i64,) = on_pool!(self, p => sqlx::query_as(SQL).fetch_one(p).await)?;
+        Ok(n)
+    }
+
     /// Messages not yet published (for metrics and tests).
     pub async fn outbox_backlog(&self) -> StoreResult<i64> {
         const SQL: &str = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL";
@@ -313,18 +407,19 @@ impl Store {
 
     /// Adds a message on its own (a change that is not a journal batch).
     pub async fn insert_outbox(&self, m: &OutboxEntry, now: DateTime<Utc>) -> StoreResult<()> {
-        on_pool!(self, p => sqlx::query(OUTBOX).bind(&m.topic).bind(&m.payload).bind(&m.request_id).bind(now)
+        on_pool!(self, p => sqlx::query(OUTBOX).bind(m.topic()).bind(m.payload()).bind(&m.event.request_id).bind(now)
             .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Forgets outbox rows sent, and notifications delivered, before `before`: they have done
     /// their work, and a redelivery that late is not expected. Returns both counts.
-    pub async fn prune_messages(&self, before: DateTime<Utc>) -> StoreResult<(u64, u64)> {
-        const OUTBOX_SQL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1";
+    /// With `kafka`, a row must also have reached Kafka before it goes.
+    pub async fn prune_messages(&self, before: DateTime<Utc>, kafka: bool) -> StoreResult<(u64, u64)> {
+        const OUTBOX_SQL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 \
+             AND ($2 = FALSE OR (kafka_sent_at IS NOT NULL AND kafka_sent_at < $1))";
         const DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE state = 'sent' AND sent_at < $1";
-        let outbox =
-            on_pool!(self, p => sqlx::query(OUTBOX_SQL).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
+        let outbox = on_pool!(self, p => sqlx::query(OUTBOX_SQL).bind(before).bind(kafka).execute(p).await.map(|r| r.rows_affected()))?;
         let deliveries =
             on_pool!(self, p => sqlx::query(DELIVERIES_SQL).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
         Ok((outbox, deliveries))
@@ -382,6 +477,8 @@ impl Store {
     }
 }
 
-fn outbox_row((id, topic, payload, request_id): (i64, String, String, Option<String>)) -> OutboxRow {
-    OutboxRow { id, entry: OutboxEntry { topic, payload, request_id } }
+type RawOutbox = (i64, String, String, Option<String>, DateTime<Utc>);
+
+fn outbox_row((id, topic, payload, request_id, created_at): RawOutbox) -> OutboxRow {
+    OutboxRow { id, topic, payload, request_id, created_at }
 }

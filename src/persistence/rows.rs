@@ -128,6 +128,19 @@ pub struct EventRow {
 }
 
 impl EventRow {
+    /// The sale facts announced on the stream.
+    pub fn facts(&self) -> crate::domain::stream::EventFacts {
+        crate::domain::stream::EventFacts {
+            title: self.title.clone(),
+            venue: self.venue.clone(),
+            starts_at: self.starts_at,
+            capacity: self.capacity,
+            price_cents: self.price_cents,
+            currency: self.currency.clone(),
+            seated: self.seat_map.is_some(),
+        }
+    }
+
     /// A new general-admission event starting now, priced in euros, owned by nobody yet; set
     /// other fields with struct update syntax.
     pub fn general_admission(title: &str, venue: &str, capacity: i64, price_cents: i64) -> Self {

@@ -49,6 +49,7 @@ impl BoxOffice {
         quantity: Option<i64>,
         seats: Option<Vec<String>>,
         key: Option<IdempotencyKey>,
+        request_id: Option<String>,
     ) -> Result<Held> {
         let request = claim_request(quantity, seats).map_err(BookingError::Invalid)?;
         let idempotency = key.map(|k| (k.into_string(), claim_hash(event, &request)));
@@ -64,7 +65,7 @@ impl BoxOffice {
                 Err(BookingError::IdempotencyKeyReused.into())
             };
         }
-        let cmd = ClaimCmd { user, request, idempotency };
+        let cmd = ClaimCmd { user, request, idempotency, request_id };
         match self.registry.claim(event, cmd).await {
             Ok(row) => Ok(Held::Created(row)),
             Err(BookingError::Replay(id)) => self.replay(id).await.map(Held::Replayed),

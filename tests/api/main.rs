@@ -33,6 +33,7 @@ mod resilience;
 mod saga_crash;
 mod sessions;
 mod shared_state;
+mod stream;
 mod tokens;
 mod web;
 mod worker_role;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use boxoffice::bus::amqp::{self, AmqpPublisher};
 use boxoffice::bus::{BusMessage, Topology};
+use boxoffice::domain::ids::{BookingId, EventId, UserId};
+use boxoffice::domain::stream::{DomainEvent, EventData, EventType};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -39,14 +41,21 @@ async fn a_failing_message_is_dead_lettered_and_the_rest_flow(backend: Backend) 
         eventually(WAIT, "the broker", || async { AmqpPublisher::connect_with(&amqp_url(), &topology).await.ok() })
             .await;
     // A booking that does not exist: retried, then given up. And a payload that is not JSON.
-    let unknown = json!({"booking_id": uuid::Uuid::new_v4()}).to_string();
-    for (id, payload) in [("poison-unknown", unknown.as_bytes().to_vec()), ("poison-garbage", b"{not json".to_vec())] {
-        let m = BusMessage {
-            id: id.into(),
-            topic: "booking.confirmed".into(),
-            payload,
-            request_id: Some("req-poison".into()),
-        };
+    let unknown = DomainEvent::new(
+        boxoffice::domain::now(),
+        EventId::new(),
+        Some(BookingId::new()),
+        EventData::BookingConfirmed {
+            user_id: UserId::new(),
+            payment_id: None,
+            quantity: 1,
+            amount_cents: 100,
+            currency: "EUR".into(),
+        },
+    )
+    .with_request_id(Some("req-poison".into()));
+    let garbage = BusMessage { payload: b"{not json".to_vec(), ..BusMessage::of("poison-garbage".into(), &unknown) };
+    for m in [BusMessage::of("poison-unknown".into(), &unknown), garbage] {
         publisher.publish(&m).await.expect("publish a poison message");
     }
     // Real confirmations still arrive meanwhile.
@@ -126,17 +135,18 @@ async fn the_smtp_server_gets_the_receipt_once(backend: Backend) {
 
     // The broker delivers the same message again (as after a lost ack): no second e-mail.
     let pool = app.db.pool().await;
-    const SQL: &str = "SELECT id, payload FROM outbox WHERE topic = 'booking.confirmed'";
+    let topic = EventType::BookingConfirmed.as_str();
+    const SQL: &str = "SELECT id, payload FROM outbox WHERE topic = $1";
     let (id, payload): (i64, String) = match &pool {
-        DbPool::Pg(p) => sqlx::query_as(SQL).fetch_one(p).await.unwrap(),
-        DbPool::Sqlite(p) => sqlx::query_as(SQL).fetch_one(p).await.unwrap(),
+        DbPool::Pg(p) => sqlx::query_as(SQL).bind(topic).fetch_one(p).await.unwrap(),
+        DbPool::Sqlite(p) => sqlx::query_as(SQL).bind(topic).fetch_one(p).await.unwrap(),
     };
     pool.close().await;
     let topology = Topology::with_prefix(&app.config.amqp_prefix);
     let publisher = AmqpPublisher::connect_with(&amqp_url(), &topology).await.expect("publisher");
     // The very message the relay published: same id, same payload.
-    let entry = boxoffice::persistence::OutboxEntry { topic: "booking.confirmed".into(), payload, request_id: None };
-    let again = boxoffice::bus::message_of(&boxoffice::persistence::OutboxRow { id, entry });
+    let event: DomainEvent = serde_json::from_str(&payload).expect("the outbox holds domain events");
+    let again = boxoffice::bus::message_of(id, &event);
     publisher.publish(&again).await.expect("redeliver");
     publisher.close().await;
     eventually(WAIT, "the redelivered message to be consumed", || async {

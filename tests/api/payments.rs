@@ -72,8 +72,8 @@ async fn successful_payment_confirms_sends_a_receipt_and_admits_once(backend: Ba
     .await;
     // Sent rows and delivery records are kept for a while, then pruned.
     let now = boxoffice::domain::now();
-    assert_eq!(app.store().prune_messages(now - chrono::Duration::days(1)).await.unwrap(), (0, 0));
-    let (outbox, deliveries) = app.store().prune_messages(now + chrono::Duration::days(8)).await.unwrap();
+    assert_eq!(app.store().prune_messages(now - chrono::Duration::days(1), false).await.unwrap(), (0, 0));
+    let (outbox, deliveries) = app.store().prune_messages(now + chrono::Duration::days(8), false).await.unwrap();
     assert!(outbox >= 1 && deliveries >= 1, "pruned {outbox} outbox rows and {deliveries} deliveries");
 
     // Someone else cannot see the receipt; only admins check tickets in, once.
