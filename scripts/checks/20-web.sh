@@ -3,7 +3,9 @@
 # Vitest unit and component tests, the production build (with its bundle sizes), the check that
 # the committed API types match the OpenAPI document the engine serves now, and the Playwright
 # scenarios in real Chromium against the real engine binary, once on SQLite and once on
-# PostgreSQL (TEST_POSTGRES_URL). Screenshots go to web/screenshots/ (ignored by git).
+# PostgreSQL (TEST_POSTGRES_URL); one of them scans a ticket through Chromium's fake camera,
+# fed a Y4M video of the ticket's QR code written at test time under web/test-results/.
+# Screenshots go to web/screenshots/ (ignored by git).
 # Closing line: `web: N passed, N failed` (every test case plus each step counts).
 set -uo pipefail
 cd "$(dirname "$0")/../.."

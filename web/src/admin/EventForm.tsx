@@ -169,10 +169,14 @@ export function EventFormBody({ existing }: { existing?: Schemas["EventView"] | 
           <fieldset>
             <legend>Seating</legend>
             <div className="radio-row">
-              <input type="radio" id="kind-ga" name="kind" checked={!seated} onChange={() => setSeated(false)} />
-              <label htmlFor="kind-ga">General admission</label>
-              <input type="radio" id="kind-seated" name="kind" checked={seated} onChange={() => setSeated(true)} />
-              <label htmlFor="kind-seated">Reserved seating</label>
+              <span className="choice">
+                <input type="radio" id="kind-ga" name="kind" checked={!seated} onChange={() => setSeated(false)} />
+                <label htmlFor="kind-ga">General admission</label>
+              </span>
+              <span className="choice">
+                <input type="radio" id="kind-seated" name="kind" checked={seated} onChange={() => setSeated(true)} />
+                <label htmlFor="kind-seated">Reserved seating</label>
+              </span>
             </div>
           </fieldset>
         )}

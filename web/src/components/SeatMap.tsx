@@ -14,6 +14,11 @@ const SIZE = 26;
 const GAP = 6;
 const LABEL = 34;
 const SECTION_GAP = 34;
+/**
+ * On a narrow screen the map shrinks to fit, down to this scale (seats 3/4 size, so their centres
+ * stay at least 24 px apart, WCAG's target spacing); a wider map scrolls sideways beyond that.
+ */
+const MIN_SCALE = 0.75;
 
 export function seatLabel(cell: { section: string; row: string; number: number }, state: string): string {
   return `${cell.section}, row ${cell.row}, seat ${cell.number}, ${state}`;
@@ -121,6 +126,7 @@ export function SeatMap({
           viewBox={`0 0 ${width} ${height}`}
           width={width}
           height={height}
+          style={{ maxWidth: width, minWidth: Math.ceil(width * MIN_SCALE) }}
           role="group"
           aria-label="Seat map: use the arrow keys to move between seats and Space to choose one"
         >

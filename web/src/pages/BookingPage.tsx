@@ -224,10 +224,14 @@ function Checkout({ booking, payment, onPaying }: { booking: BookingView; paymen
           <fieldset>
             <legend>How do you want to pay?</legend>
             <div className="radio-row">
-              <input type="radio" id="m-card" name="method" checked={method === "card"} onChange={() => setMethod("card")} />
-              <label htmlFor="m-card">Card</label>
-              <input type="radio" id="m-mobile" name="method" checked={method === "mobile_money"} onChange={() => setMethod("mobile_money")} />
-              <label htmlFor="m-mobile">Mobile money</label>
+              <span className="choice">
+                <input type="radio" id="m-card" name="method" checked={method === "card"} onChange={() => setMethod("card")} />
+                <label htmlFor="m-card">Card</label>
+              </span>
+              <span className="choice">
+                <input type="radio" id="m-mobile" name="method" checked={method === "mobile_money"} onChange={() => setMethod("mobile_money")} />
+                <label htmlFor="m-mobile">Mobile money</label>
+              </span>
             </div>
           </fieldset>
           {method === "card" ? (
@@ -342,12 +346,14 @@ function Ticket({ booking }: { booking: BookingView }) {
             <p className="ticket-code" aria-label="Ticket code">
               {code}
             </p>
-            <button type="button" className="btn btn-primary" onClick={() => void download()} disabled={downloading}>
-              {downloading ? "Preparing…" : "Download receipt (PDF)"}
-            </button>{" "}
-            <Link to="/bookings" className="btn">
-              In my bookings
-            </Link>
+            <div className="actions">
+              <button type="button" className="btn btn-primary" onClick={() => void download()} disabled={downloading}>
+                {downloading ? "Preparing…" : "Download receipt (PDF)"}
+              </button>
+              <Link to="/bookings" className="btn">
+                In my bookings
+              </Link>
+            </div>
             <ProblemAlert error={error} />
           </div>
         </div>
