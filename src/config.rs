@@ -126,8 +126,9 @@ pub struct Config {
     /// This process's name as an event owner (defaults to host name and process id).
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
-    /// What this process runs: `all` (API, outbox relay and notification workers), `api`
-    /// (no workers), or `worker` (notification workers only; needs AMQP_URL).
+    /// What this process runs: `all` (API, outbox relay, notification workers and sales
+    /// analytics), `api` (no workers), or `worker` (notification workers and sales analytics;
+    /// needs AMQP_URL).
     #[arg(long, env = "ROLE", value_enum, default_value = "all")]
     pub role: ProcessRole,
     /// How long a payment waits for the provider's callback before it fails and frees the hold.

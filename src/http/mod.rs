@@ -12,6 +12,7 @@ mod limit;
 mod ops;
 mod payments;
 mod serve;
+mod stats;
 mod streams;
 mod tickets;
 pub mod web;
@@ -191,6 +192,7 @@ pub fn app(state: AppState) -> App {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(events::router())
+        .merge(stats::router())
         .merge(bookings::router())
         .merge(payments::router())
         .merge(tickets::router())

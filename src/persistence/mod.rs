@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
+pub use analytics::{AnalyticsPosition, Applied};
 pub use journal::{After, JournalOp, OutboxEntry};
 pub use payments::{DeliveryClaim, OutboxRow, PaymentRow, Unreadable};
 pub use rows::{BookingRow, EventRow, RefreshTokenRow, UserRow};
@@ -110,7 +111,8 @@ macro_rules! bind_all {
     }};
 }
 
-// After the macros it uses.
+// After the macros they use.
+mod analytics;
 mod payments;
 
 #[derive(Clone, Debug)]
