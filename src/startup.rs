@@ -14,8 +14,6 @@ use crate::accounts::{self, Bootstrap};
 use crate::actors::{EngineSettings, Registry};
 use crate::auth::{self, TokenKeys};
 use crate::bus::{Bus, OutboxRelay, RelayMsg};
-use crate::stream::analytics::{AnalyticsConsumer, AnalyticsMsg, AnalyticsSource};
-use crate::stream::kafka::{KafkaHealth, KafkaSettings, KafkaSink, SinkMsg};
 use crate::clock::Clock;
 use crate::config::{Config, ProcessRole};
 use crate::http::{self, AppState, Services};
@@ -25,6 +23,8 @@ use crate::payments::gateway::{GuardSettings, Guarded};
 use crate::payments::simulated::{SimulatedProvider, SimulatedSettings};
 use crate::payments::{PaymentSettings, Payments};
 use crate::persistence::Store;
+use crate::stream::analytics::{AnalyticsConsumer, AnalyticsMsg, AnalyticsSource};
+use crate::stream::kafka::{KafkaHealth, KafkaSettings, KafkaSink, SinkMsg};
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url, config.database_max_connections).await?;

@@ -98,7 +98,10 @@ fn describe() {
     counter!("boxoffice_outbox_published_total").increment(0);
     describe_gauge!("boxoffice_outbox_backlog", "Outbox rows not yet published (all processes, sampled)");
     gauge!("boxoffice_outbox_backlog").increment(0.0);
-    describe_counter!("boxoffice_outbox_unreadable_total", "Outbox rows skipped because they cannot be read as domain events");
+    describe_counter!(
+        "boxoffice_outbox_unreadable_total",
+        "Outbox rows skipped because they cannot be read as domain events"
+    );
     counter!("boxoffice_outbox_unreadable_total").increment(0);
     describe_gauge!("boxoffice_kafka_up", "1 while the Kafka sink publishes (0 when down or not configured)");
     gauge!("boxoffice_kafka_up").increment(0.0);

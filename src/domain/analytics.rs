@@ -47,11 +47,9 @@ impl Tally {
                 ..Tally::default()
             },
             EventData::BookingCancelled { reason: CancelReason::PaymentFailed, .. } => return None,
-            EventData::BookingCancelled { refund, quantity, .. } => Tally {
-                cancellations: 1,
-                tickets_refunded: if *refund { *quantity } else { 0 },
-                ..Tally::default()
-            },
+            EventData::BookingCancelled { refund, quantity, .. } => {
+                Tally { cancellations: 1, tickets_refunded: if *refund { *quantity } else { 0 }, ..Tally::default() }
+            }
             EventData::BookingExpired { .. } => Tally { expiries: 1, ..Tally::default() },
             EventData::PaymentFailed { .. } => Tally { payment_failures: 1, ..Tally::default() },
             EventData::PaymentRefunded { amount_cents, .. } => {
@@ -170,9 +168,12 @@ mod tests {
             quantity: 1,
         });
         assert_eq!(Tally::of(&released), None);
-        let failed =
-            Tally::of(&ev(EventData::PaymentFailed { payment_id: PaymentId::new(), user_id: user, reason: "x".into() }))
-                .unwrap();
+        let failed = Tally::of(&ev(EventData::PaymentFailed {
+            payment_id: PaymentId::new(),
+            user_id: user,
+            reason: "x".into(),
+        }))
+        .unwrap();
         assert_eq!(failed.payment_failures, 1);
         assert_eq!(Tally::of(&ev(EventData::EventDeleted {})), None);
         let succeeded = ev(EventData::PaymentSucceeded {

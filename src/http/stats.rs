@@ -138,6 +138,10 @@ impl From<EventStats> for EventStatsView {
     security(("bearer" = [])),
     responses((status = 200, body = EventStatsView), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn event_stats(State(state): State<AppState>, _admin: Admin, Path(id): Path<Uuid>) -> Result<Json<EventStatsView>> {
+async fn event_stats(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<Uuid>,
+) -> Result<Json<EventStatsView>> {
     Ok(Json(state.office.event_stats(EventId(id)).await?.into()))
 }

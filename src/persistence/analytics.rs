@@ -31,7 +31,8 @@ pub struct Applied {
     pub duplicates: u64,
 }
 
-const SEEN: &str = "INSERT INTO analytics_seen (id, event_id, applied_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
+const SEEN: &str =
+    "INSERT INTO analytics_seen (id, event_id, applied_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
 const ADD_HOUR: &str = "INSERT INTO analytics_hourly (event_id, hour, holds, tickets_held, bookings_confirmed, \
      tickets_sold, revenue_cents, cancellations, tickets_refunded, expiries, payment_failures, refunds, refunded_cents, \
      check_ins, tickets_checked_in) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
@@ -141,7 +142,13 @@ impl Store {
             on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
         Ok(rows
             .into_iter()
-            .map(|(id, topic, payload, request_id, created_at)| OutboxRow { id, topic, payload, request_id, created_at })
+            .map(|(id, topic, payload, request_id, created_at)| OutboxRow {
+                id,
+                topic,
+                payload,
+                request_id,
+                created_at,
+            })
             .collect())
     }
 

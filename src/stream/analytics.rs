@@ -159,7 +159,12 @@ impl ConsumerState {
                     // and made it again: go on from the earliest record it keeps (ids already
                     // counted are skipped if they come again).
                     let earliest = bounded("earliest offset", client.get_offset(OffsetAt::Earliest)).await?;
-                    tracing::warn!(partition = p, offset, earliest, "kafka position out of range; reading from the earliest record");
+                    tracing::warn!(
+                        partition = p,
+                        offset,
+                        earliest,
+                        "kafka position out of range; reading from the earliest record"
+                    );
                     self.store
                         .reset_analytics_offset(&s.topic, p, earliest, crate::domain::now())
                         .await
@@ -171,7 +176,8 @@ impl ConsumerState {
             let Some(last) = records.last().map(|r| r.offset) else { continue };
             let events = events_of(&records, p);
             let at = AnalyticsPosition::Kafka { topic: &s.topic, partition: p, next_offset: last + 1 };
-            let done = self.store.apply_analytics(&events, at, crate::domain::now()).await.map_err(|e| e.to_string())?;
+            let done =
+                self.store.apply_analytics(&events, at, crate::domain::now()).await.map_err(|e| e.to_string())?;
             count(done);
             more |= last + 1 < high;
         }

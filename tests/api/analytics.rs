@@ -34,7 +34,9 @@ async fn numbers(pool: &DbPool, sql: &str, event: Uuid) -> (i64, i64, i64) {
 /// The figures as the bookings and payments tables tell them, in the shape of the API's totals.
 async fn figures_of_the_database(pool: &DbPool, event: Uuid) -> Value {
     let q = |what: &str, from: &str, filter: &str| {
-        format!("SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM({what}), 0) AS BIGINT), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM {from} WHERE event_id = $1{filter}")
+        format!(
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM({what}), 0) AS BIGINT), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM {from} WHERE event_id = $1{filter}"
+        )
     };
     let held = numbers(pool, &q("quantity", "bookings", ""), event).await;
     // A booking gets its ticket code when it is paid for, and keeps it if later cancelled.
@@ -64,7 +66,8 @@ async fn figures_of_the_database(pool: &DbPool, event: Uuid) -> Value {
 /// Holds and sales per hour from the bookings table (in this test a hold is paid for in the
 /// hour it was made): `[(hour, holds, bookings_confirmed, tickets_sold, revenue_cents)]`.
 async fn hours_of_the_database(pool: &DbPool, event: Uuid) -> Vec<(DateTime<Utc>, i64, i64, i64, i64)> {
-    const SQL: &str = "SELECT created_at, quantity, amount_cents, ticket_code IS NOT NULL FROM bookings WHERE event_id = $1";
+    const SQL: &str =
+        "SELECT created_at, quantity, amount_cents, ticket_code IS NOT NULL FROM bookings WHERE event_id = $1";
     let rows: Vec<(DateTime<Utc>, i64, i64, bool)> = match pool {
         DbPool::Pg(p) => sqlx::query_as(SQL).bind(event).fetch_all(p).await,
         DbPool::Sqlite(p) => sqlx::query_as(SQL).bind(event).fetch_all(p).await,
@@ -202,7 +205,9 @@ async fn figures_equal_the_database_across_a_restart_and_a_replay(backend: Backe
     let skipped = metric(&b, "boxoffice_analytics_duplicates_skipped_total").await;
     let rows = match &pool {
         DbPool::Pg(p) => sqlx::query("UPDATE outbox SET analytics_at = NULL").execute(p).await.unwrap().rows_affected(),
-        DbPool::Sqlite(p) => sqlx::query("UPDATE outbox SET analytics_at = NULL").execute(p).await.unwrap().rows_affected(),
+        DbPool::Sqlite(p) => {
+            sqlx::query("UPDATE outbox SET analytics_at = NULL").execute(p).await.unwrap().rows_affected()
+        }
     };
     assert!(rows >= 20, "the run wrote {rows} outbox rows");
     let again = caught_up(&b, &event_id).await;

@@ -25,7 +25,7 @@ test("draws a bar per hour scaled to the busiest, and names the chart with a sum
   const chart = screen.getByRole("img", { name: /over 4 hours: 8 tickets, €200\.00; busiest hour .* with 6 tickets/ });
   const bars = within(chart.closest("figure")!).getAllByTestId("sold-bar");
   expect(bars).toHaveLength(4);
-  const height = (i: number) => Number(bars[i].getAttribute("height"));
+  const height = (i: number) => Number(bars[i]!.getAttribute("height"));
   expect(height(3)).toBeGreaterThan(0);
   expect(height(0) / height(3)).toBeCloseTo(2 / 6, 5);
   expect(height(1)).toBe(0);

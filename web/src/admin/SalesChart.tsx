@@ -16,8 +16,8 @@ export function fillHours(hours: Hour[], max = MAX_HOURS): Hour[] {
   if (hours.length === 0) return [];
   const byTime = new Map(hours.map((h) => [Date.parse(h.hour), h]));
   const times = [...byTime.keys()].sort((a, b) => a - b);
-  const last = times[times.length - 1];
-  const first = Math.max(times[0], last - (max - 1) * HOUR_MS);
+  const last = times[times.length - 1]!;
+  const first = Math.max(times[0]!, last - (max - 1) * HOUR_MS);
   const out: Hour[] = [];
   for (let t = first; t <= last; t += HOUR_MS) {
     const h = byTime.get(t);
