@@ -30,9 +30,15 @@ export function hourLabel(iso: string): string {
   return new Intl.DateTimeFormat("en", { month: "short", day: "numeric", hour: "numeric" }).format(new Date(iso));
 }
 
+/** Under the bars: the hour alone, with the day where a day starts (and at the first bar). */
+function axisLabel(iso: string, first: boolean): string {
+  const d = new Date(iso);
+  return first || d.getHours() === 0 ? hourLabel(iso) : new Intl.DateTimeFormat("en", { hour: "numeric" }).format(d);
+}
+
 const W = 640;
 const H = 220;
-const PAD = { top: 16, right: 64, bottom: 34, left: 40 };
+const PAD = { top: 18, right: 84, bottom: 38, left: 44 };
 
 export function SalesChart({ hours, currency }: { hours: Hour[]; currency: string }) {
   const filled = fillHours(hours);
@@ -53,20 +59,20 @@ export function SalesChart({ hours, currency }: { hours: Hour[]; currency: strin
     `Tickets sold and revenue per hour over ${filled.length} hour${filled.length === 1 ? "" : "s"}: ` +
     `${totalSold} ticket${totalSold === 1 ? "" : "s"}, ${money(totalRevenue, currency)}` +
     (best.tickets_sold > 0 ? `; busiest hour ${hourLabel(best.hour)} with ${best.tickets_sold} tickets.` : ".");
-  // A label under every bar when they fit, else about six.
-  const every = Math.max(1, Math.ceil(filled.length / 6));
+  // A label under every bar when they fit, else about five.
+  const every = Math.max(1, Math.ceil(filled.length / 5));
   const line = filled.map((h, i) => `${x(i).toFixed(1)},${yRevenue(h.revenue_cents).toFixed(1)}`).join(" ");
   return (
     <figure className="sales-chart">
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={summary} preserveAspectRatio="xMidYMid meet">
         <line className="axis" x1={PAD.left} x2={W - PAD.right} y1={PAD.top + plotH} y2={PAD.top + plotH} />
-        <text className="tick" x={PAD.left - 6} y={PAD.top + 4} textAnchor="end">
+        <text className="tick" x={PAD.left - 8} y={PAD.top + 5} textAnchor="end">
           {maxSold}
         </text>
-        <text className="tick" x={PAD.left - 6} y={PAD.top + plotH} textAnchor="end">
+        <text className="tick" x={PAD.left - 8} y={PAD.top + plotH} textAnchor="end">
           0
         </text>
-        <text className="tick tick-revenue" x={W - PAD.right + 6} y={PAD.top + 4}>
+        <text className="tick tick-revenue" x={W - PAD.right + 8} y={PAD.top + 5}>
           {money(maxRevenue, currency)}
         </text>
         {filled.map((h, i) => (
@@ -87,14 +93,14 @@ export function SalesChart({ hours, currency }: { hours: Hour[]; currency: strin
         {filled.map((h, i) =>
           i % every === 0 ? (
             <text key={h.hour} className="tick" x={x(i)} y={H - 10} textAnchor="middle">
-              {hourLabel(h.hour)}
+              {axisLabel(h.hour, i === 0)}
             </text>
           ) : null,
         )}
       </svg>
       <figcaption>
-        <span className="legend legend-sold">Tickets sold (bars, left scale)</span>{" "}
-        <span className="legend legend-revenue">Revenue (line, right scale)</span>
+        <span className="chart-key chart-key-sold">Tickets sold (bars, left scale)</span>{" "}
+        <span className="chart-key chart-key-revenue">Revenue (line, right scale)</span>
       </figcaption>
       <details className="chart-table">
         <summary>The figures per hour as a table</summary>
