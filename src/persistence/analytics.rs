@@ -58,6 +58,7 @@ const HOURS: &str = "SELECT hour, holds, tickets_held, bookings_confirmed, ticke
      tickets_refunded, expiries, payment_failures, refunds, refunded_cents, check_ins, tickets_checked_in \
      FROM analytics_hourly WHERE event_id = $1";
 
+type RawOutbox = (i64, String, String, Option<String>, DateTime<Utc>);
 type RawHour = (DateTime<Utc>, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
 
 fn hour_row(r: RawHour) -> (DateTime<Utc>, Tally) {
@@ -138,8 +139,7 @@ impl Store {
     pub async fn analytics_unread(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {
         const SQL: &str = "SELECT id, topic, payload, request_id, created_at FROM outbox \
              WHERE analytics_at IS NULL ORDER BY id LIMIT $1";
-        let rows: Vec<(i64, String, String, Option<String>, DateTime<Utc>)> =
-            on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
+        let rows: Vec<RawOutbox> = on_pool!(self, p => sqlx::query_as(SQL).bind(limit as i64).fetch_all(p).await)?;
         Ok(rows
             .into_iter()
             .map(|(id, topic, payload, request_id, created_at)| OutboxRow {
