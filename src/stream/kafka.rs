@@ -114,7 +114,10 @@ struct Connection {
     partitions: BTreeMap<i32, PartitionClient>,
 }
 
-pub(crate) async fn bounded<T, E: std::fmt::Display>(what: &str, f: impl Future<Output = Result<T, E>>) -> Result<T, String> {
+pub(crate) async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
     match tokio::time::timeout(CALL_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),
