@@ -151,8 +151,9 @@ pub struct Config {
     /// names the client for rate limits and logs; from any other peer the header is ignored.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
-    /// What this process runs: `all` (API, outbox relay and notification workers), `api`
-    /// (no workers), or `worker` (notification workers only; needs AMQP_URL).
+    /// What this process runs: `all` (API, outbox relay, notification workers and sales
+    /// analytics), `api` (no workers), or `worker` (notification workers and sales analytics;
+    /// needs AMQP_URL).
     #[arg(long, env = "ROLE", value_enum, default_value = "all")]
     pub role: ProcessRole,
     /// How long a payment waits for the provider's callback before it fails and frees the hold.

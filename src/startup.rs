@@ -26,6 +26,7 @@ use crate::payments::{PaymentSettings, Payments};
 use crate::persistence::Store;
 use crate::receipts::{ReceiptStorage, Receipts, RetrySettings};
 use crate::shared::SharedState;
+use crate::stream::analytics::{AnalyticsConsumer, AnalyticsMsg, AnalyticsSource};
 use crate::stream::kafka::{KafkaHealth, KafkaSettings, KafkaSink, SinkMsg};
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
@@ -57,6 +58,7 @@ struct Background {
     heartbeat: tokio::task::JoinHandle<()>,
     shared: SharedState,
     sink: Option<ActorRef<SinkMsg>>,
+    analytics: Option<ActorRef<AnalyticsMsg>>,
 }
 
 impl Background {
@@ -73,7 +75,21 @@ impl Background {
         if let Some(k) = &self.sink {
             k.stop(Some("shutdown".into()));
         }
+        if let Some(a) = &self.analytics {
+            a.stop(Some("shutdown".into()));
+        }
     }
+}
+
+/// How often the analytics look for new domain events when idle.
+const ANALYTICS_POLL: Duration = Duration::from_millis(250);
+
+/// The sales analytics of a worker process: from the Kafka topic when there is one, else from
+/// the outbox (see `crate::stream::analytics`).
+async fn start_analytics(store: &Store, kafka: Option<KafkaSettings>) -> anyhow::Result<ActorRef<AnalyticsMsg>> {
+    let source = kafka.map_or(AnalyticsSource::Outbox, AnalyticsSource::Kafka);
+    let (consumer, _) = Actor::spawn(None, AnalyticsConsumer, (store.clone(), source, ANALYTICS_POLL)).await?;
+    Ok(consumer)
 }
 
 /// The notification pool of this process.
@@ -227,6 +243,10 @@ impl Application {
         let receipts = receipts(&config, &store)?;
         // The Kafka sink, with its own cursor in the outbox.
         let kafka = KafkaHealth::default();
+        let analytics = match config.role {
+            ProcessRole::All => Some(start_analytics(&store, kafka_settings.clone()).await?),
+            ProcessRole::Api | ProcessRole::Worker => None,
+        };
         let sink = match kafka_settings {
             Some(settings) => Some(Actor::spawn(None, KafkaSink, (store.clone(), settings, kafka.clone())).await?.0),
             None => None,
@@ -236,7 +256,8 @@ impl Application {
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
-        let background = Background { relay: Some(relay), workers, sampler, heartbeat, shared: shared.clone(), sink };
+        let background =
+            Background { relay: Some(relay), workers, sampler, heartbeat, shared: shared.clone(), sink, analytics };
         let services = Services { payments, bus, webhook_secret, receipts, cluster, shared, kafka };
         let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
@@ -281,13 +302,15 @@ impl Application {
     }
 }
 
-/// A process of `ROLE=worker`: notification workers only, plus `/healthz` and `/metrics`.
+/// A process of `ROLE=worker`: notification workers and the sales analytics, plus `/healthz`
+/// and `/metrics`.
 pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     config.validate()?;
     let store = connect_store(&config).await?;
     let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
     let receipts = receipts(&config, &store)?;
     let workers = start_workers(&config, &store, &bus, &receipts).await?;
+    let analytics = start_analytics(&store, KafkaSettings::from_config(&config)).await?;
     let metrics = crate::telemetry::metrics_handle();
     let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
     let app = axum::Router::new()
@@ -300,6 +323,7 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Sen
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     sampler.abort();
     workers.stop(Some("shutdown".into()));
+    analytics.stop(Some("shutdown".into()));
     store.close().await;
     Ok(())
 }

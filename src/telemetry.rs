@@ -109,6 +109,18 @@ fn describe() {
     gauge!("boxoffice_kafka_backlog").increment(0.0);
     describe_counter!("boxoffice_kafka_published_total", "Domain events acknowledged by Kafka");
     counter!("boxoffice_kafka_published_total").increment(0);
+    describe_counter!("boxoffice_analytics_events_applied_total", "Domain events counted into the sales figures");
+    counter!("boxoffice_analytics_events_applied_total").increment(0);
+    describe_counter!(
+        "boxoffice_analytics_duplicates_skipped_total",
+        "Domain events the sales analytics had counted already (by id), so skipped"
+    );
+    counter!("boxoffice_analytics_duplicates_skipped_total").increment(0);
+    describe_counter!(
+        "boxoffice_analytics_records_skipped_total",
+        "Kafka records the sales analytics passed over because they are not domain events"
+    );
+    counter!("boxoffice_analytics_records_skipped_total").increment(0);
     describe_counter!(
         "boxoffice_notifications_total",
         "Notifications handled, by outcome (sent, duplicate, retried, dead_lettered)"

@@ -1,6 +1,7 @@
 //! Pure types and rules of the booking engine: identifiers, users, events, seat maps,
 //! the in-memory inventory and the booking state machine. Nothing here does I/O.
 
+pub mod analytics;
 pub mod booking;
 pub mod event;
 pub mod idempotency;

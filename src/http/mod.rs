@@ -14,6 +14,7 @@ mod limit;
 mod ops;
 mod payments;
 mod serve;
+mod stats;
 mod streams;
 mod tickets;
 pub mod web;
@@ -216,6 +217,7 @@ fn parts() -> Parts {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(events::router())
+        .merge(stats::router())
         .merge(bookings::router())
         .merge(payments::router())
         .merge(tickets::router())

@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
+pub use analytics::{AnalyticsPosition, Applied};
 pub use cluster::{Acquired, LeaseHolder};
 pub use journal::{After, JournalOp, OutboxEntry};
 pub use payments::{DeliveryClaim, OutboxRow, PaymentRow, Unreadable};
@@ -112,6 +113,7 @@ macro_rules! bind_all {
 }
 
 // After the macros they use.
+mod analytics;
 mod cluster;
 mod payments;
 

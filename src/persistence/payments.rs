@@ -414,10 +414,12 @@ impl Store {
 
     /// Forgets outbox rows sent, and notifications delivered, before `before`: they have done
     /// their work, and a redelivery that late is not expected. Returns both counts.
-    /// With `kafka`, a row must also have reached Kafka before it goes.
+    /// With `kafka`, a row must also have reached Kafka before it goes; without, the sales
+    /// analytics read the outbox itself, so a row must have been counted by them.
     pub async fn prune_messages(&self, before: DateTime<Utc>, kafka: bool) -> StoreResult<(u64, u64)> {
         const OUTBOX_SQL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 \
-             AND ($2 = FALSE OR (kafka_sent_at IS NOT NULL AND kafka_sent_at < $1))";
+             AND ($2 = FALSE OR (kafka_sent_at IS NOT NULL AND kafka_sent_at < $1)) \
+             AND ($2 = TRUE OR (analytics_at IS NOT NULL AND analytics_at < $1))";
         const DELIVERIES_SQL: &str = "DELETE FROM deliveries WHERE state = 'sent' AND sent_at < $1";
         let outbox = on_pool!(self, p => sqlx::query(OUTBOX_SQL).bind(before).bind(kafka).execute(p).await.map(|r| r.rows_affected()))?;
         let deliveries =

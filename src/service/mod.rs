@@ -7,11 +7,13 @@ mod bookings;
 mod events;
 mod payments;
 mod receipts;
+mod stats;
 mod tickets;
 
 use std::time::Duration;
 
 pub use bookings::Held;
+pub use stats::EventStats;
 
 use crate::actors::{BookingError, Registry};
 use crate::clock::Clock;

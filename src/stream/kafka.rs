@@ -114,7 +114,10 @@ struct Connection {
     partitions: BTreeMap<i32, PartitionClient>,
 }
 
-async fn bounded<T, E: std::fmt::Display>(what: &str, f: impl Future<Output = Result<T, E>>) -> Result<T, String> {
+pub(crate) async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
     match tokio::time::timeout(CALL_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),
@@ -122,7 +125,8 @@ async fn bounded<T, E: std::fmt::Display>(what: &str, f: impl Future<Output = Re
     }
 }
 
-async fn connect(s: &KafkaSettings) -> Result<Connection, String> {
+/// A client of the cluster (with SASL when configured); shared with the analytics consumer.
+pub(crate) async fn client(s: &KafkaSettings) -> Result<Client, String> {
     let mut builder = ClientBuilder::new(s.brokers.clone()).client_id("boxoffice");
     if let Some((mechanism, user, password)) = &s.sasl {
         let credentials = Credentials::new(user.clone(), password.clone());
@@ -132,7 +136,11 @@ async fn connect(s: &KafkaSettings) -> Result<Connection, String> {
             _ => SaslConfig::Plain(credentials),
         });
     }
-    let client = bounded("connect", builder.build()).await?;
+    bounded("connect", builder.build()).await
+}
+
+async fn connect(s: &KafkaSettings) -> Result<Connection, String> {
+    let client = client(s).await?;
     let topics = bounded("list topics", client.list_topics()).await?;
     let count = match topics.iter().find(|t| t.name == s.topic) {
         Some(t) => t.partitions.len() as i32,

@@ -1,5 +1,7 @@
 //! The engine's outbound stream of domain events (`crate::domain::stream`): its published
-//! schema (`asyncapi`) and the sinks beyond the notification bus.
+//! schema (`asyncapi`), the sinks beyond the notification bus, and the sales analytics that
+//! consume it.
 
+pub mod analytics;
 pub mod asyncapi;
 pub mod kafka;

@@ -326,7 +326,7 @@ impl TestApp {
         Self::spawn_on_with_clock(db, Clock::system(), tweak).await
     }
 
-    async fn spawn_on_with_clock(db: Arc<TestDb>, clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    pub async fn spawn_on_with_clock(db: Arc<TestDb>, clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
         init();
         let mail_dir = tempfile::tempdir().expect("mail folder");
         let mut config = test_config(&db);

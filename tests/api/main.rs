@@ -9,6 +9,7 @@ mod helpers;
 
 mod abuse;
 mod admission;
+mod analytics;
 mod auth;
 mod bookings;
 mod bootstrap;

@@ -66,8 +66,9 @@ async fn successful_payment_confirms_sends_a_receipt_and_admits_once(backend: Ba
     let mail = app.email_containing("application/pdf", SAGA).await;
     assert!(mail.contains(&user.email), "addressed to the customer");
     assert!(mail.contains(&code), "carries the ticket code");
-    eventually(SAGA, "the outbox to be marked sent", || async {
-        (app.store().outbox_backlog().await.ok()? == 0).then_some(())
+    eventually(SAGA, "the outbox to be marked sent and counted by the analytics", || async {
+        let store = app.store();
+        (store.outbox_backlog().await.ok()? == 0 && store.analytics_backlog().await.ok()? == 0).then_some(())
     })
     .await;
     // Sent rows and delivery records are kept for a while, then pruned.

@@ -56,7 +56,7 @@ test("7a. every page passes axe-core (no serious or critical violations)", async
   await loginUI(page, ADMIN_EMAIL, ADMIN_PASSWORD);
   await check(page, "/admin", async (p) => { await expect(p.getByRole("link", { name: title })).toBeVisible(); }, "admin-overview");
   await check(page, `/admin/events/${seated.id}`, async (p) => {
-    await expect(p.locator(".stat").filter({ hasText: "Sold" }).locator("dd")).toHaveText("1");
+    await expect(p.locator(".stats-live .stat").filter({ hasText: "Sold" }).locator("dd")).toHaveText("1");
   }, "admin-sales");
   await check(page, "/admin/events/new", h1("New event"));
   await page.getByLabel("Reserved seating").check();

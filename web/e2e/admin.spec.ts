@@ -1,4 +1,8 @@
-/** Scenario 5: an organiser builds a seated event, a buyer books a seat, the door admits the ticket once. */
+/**
+ * Scenario 5: an organiser builds a seated event, a buyer books a seat, the sales page shows it
+ * live and in the figures counted from the event stream, the door admits the ticket once, and
+ * the figures count the check-in.
+ */
 import { ADMIN_EMAIL, ADMIN_PASSWORD, Api, PASSWORD, expect, loginUI, seat, test, watch } from "./fixtures";
 
 test("5. layout builder, a booking, and check-in at the door: admitted once, refused the second time", async ({ page, browser, baseURL, allow }) => {
@@ -45,8 +49,21 @@ test("5. layout builder, a booking, and check-in at the door: admitted once, ref
   expect(w.problems).toEqual([]);
 
   // The sales page shows it live.
-  await expect(page.locator(".stat").filter({ hasText: "Sold" }).locator("dd")).toHaveText("1");
-  await expect(page.locator(".stat").filter({ hasText: "Revenue" }).locator("dd")).toHaveText("$42.50");
+  await expect(page.locator(".stats-live .stat").filter({ hasText: "Sold" }).locator("dd")).toHaveText("1");
+  await expect(page.locator(".stats-live .stat").filter({ hasText: "Revenue" }).locator("dd")).toHaveText("$42.50");
+  // And in the figures the worker's analytics counted from the domain events: one hold, paid.
+  const figures = page.getByRole("region", { name: "Sales figures" });
+  const figure = (label: string) => figures.locator(".stat").filter({ hasText: label }).locator("dd");
+  await expect(figure("Tickets sold")).toHaveText("1");
+  await expect(figure("Revenue")).toHaveText("$42.50");
+  await expect(figure("Holds")).toHaveText("1");
+  await expect(figure("Hold to paid")).toHaveText("100%");
+  await expect(figure("Checked in")).toHaveText("0");
+  await expect(figures.getByRole("img", { name: /over 1 hour: 1 ticket, \$42\.50/ })).toBeVisible();
+  await expect(figures.getByTestId("sold-bar")).toHaveCount(1);
+  await figures.getByText("The figures per hour as a table").click();
+  await expect(figures.getByRole("table").getByRole("row")).toHaveCount(2);
+  await expect(figures.getByRole("table")).toContainText("$42.50");
 
   await page.goto(`/admin/events/${eventId}/check-in`);
   await expect(page.getByText(title)).toBeVisible();
@@ -58,4 +75,8 @@ test("5. layout builder, a booking, and check-in at the door: admitted once, ref
   await page.getByRole("button", { name: "Check in" }).click();
   await expect(page.getByText("Refused: already checked in")).toBeVisible();
   await expect(page.getByText("Admitted")).toHaveCount(0);
+
+  // The admission reaches the figures once, however often the ticket was scanned.
+  await page.goto(`/admin/events/${eventId}`);
+  await expect(page.getByRole("region", { name: "Sales figures" }).locator(".stat").filter({ hasText: "Checked in" }).locator("dd")).toHaveText("1");
 });

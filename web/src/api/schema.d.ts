@@ -260,6 +260,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event's sales figures, counted from its domain events by the worker's analytics (they
+         *     follow the sale within moments).
+         */
+        get: operations["event_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events/{id}/stream": {
         parameters: {
             query?: never;
@@ -522,6 +542,23 @@ export interface components {
             /** @description Pass as `cursor` for the next page; null on the last page. */
             next_cursor?: string | null;
         };
+        EventStatsView: {
+            /**
+             * Format: double
+             * @description Share of holds that were paid for; null before the first hold.
+             */
+            conversion?: number | null;
+            /**
+             * @description ISO 4217 code of every amount.
+             * @example EUR
+             */
+            currency: string;
+            /** Format: uuid */
+            event_id: string;
+            /** @description Hour by hour, oldest first; hours without activity are left out. */
+            hourly: components["schemas"]["HourView"][];
+            totals: components["schemas"]["SalesFiguresView"];
+        };
         EventView: {
             /**
              * Format: int64
@@ -555,6 +592,22 @@ export interface components {
         };
         Health: {
             status: string;
+        };
+        /** @description One hour of the sale (UTC) with any activity. */
+        HourView: {
+            /** Format: int64 */
+            bookings_confirmed: number;
+            /** Format: int64 */
+            holds: number;
+            /**
+             * Format: date-time
+             * @description Start of the hour.
+             */
+            hour: string;
+            /** Format: int64 */
+            revenue_cents: number;
+            /** Format: int64 */
+            tickets_sold: number;
         };
         /**
          * @description The provider's verdict on a charge.
@@ -614,6 +667,11 @@ export interface components {
         Readiness: {
             broker: string;
             event_actors: number;
+            /**
+             * @description The Kafka sink: `off`, `up (N events waiting)` or `down (N events waiting): why`. A
+             *     Kafka outage delays only the Kafka copies, so it does not make the process unready.
+             */
+            kafka: string;
             status: string;
             store: string;
         };
@@ -642,6 +700,68 @@ export interface components {
         RowView: {
             label: string;
             seats: components["schemas"]["SeatView"][];
+        };
+        /** @description Counters over a span of the sale. Money is in the event's currency, in cents. */
+        SalesFiguresView: {
+            /**
+             * Format: int64
+             * @description Holds paid for.
+             */
+            bookings_confirmed: number;
+            /**
+             * Format: int64
+             * @description Bookings cancelled by their customer or an admin.
+             */
+            cancellations: number;
+            /**
+             * Format: int64
+             * @description Bookings admitted at the door, and their tickets.
+             */
+            check_ins: number;
+            /**
+             * Format: int64
+             * @description Holds that ran out unpaid.
+             */
+            expiries: number;
+            /**
+             * Format: int64
+             * @description Bookings held (every booking starts as a hold).
+             */
+            holds: number;
+            /**
+             * Format: int64
+             * @description Payments that failed (declined, refused, no verdict in time).
+             */
+            payment_failures: number;
+            /** Format: int64 */
+            refunded_cents: number;
+            /**
+             * Format: int64
+             * @description Payments given back.
+             */
+            refunds: number;
+            /**
+             * Format: int64
+             * @description Money taken (before refunds).
+             */
+            revenue_cents: number;
+            /** Format: int64 */
+            tickets_checked_in: number;
+            /**
+             * Format: int64
+             * @description Tickets in those holds.
+             */
+            tickets_held: number;
+            /**
+             * Format: int64
+             * @description Paid tickets among the cancelled bookings (refunded).
+             */
+            tickets_refunded: number;
+            /**
+             * Format: int64
+             * @description Tickets paid for (before refunds).
+             */
+            tickets_sold: number;
         };
         /** @description The seat map as clients send and receive it. */
         SeatMapSpec: {
@@ -2423,6 +2543,59 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    event_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventStatsView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
                 };
             };
         };
