@@ -133,7 +133,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for StrictVisitor<V> {
     /// with a fraction is read as an integer (a float field still takes it as a float).
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         // -2^63 and 2^63 are exact in f64; the range check keeps the cast lossless.
-        if v.fract() == 0.0 && v >= -9_223_372_036_854_775_808.0 && v < 9_223_372_036_854_775_808.0 {
+        if v.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v) {
             self.0.visit_i64(v as i64)
         } else {
             self.0.visit_f64(v)

@@ -155,6 +155,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description The receipt stored when the booking was confirmed (rendered again if it is missing). With S3 storage the answer is a redirect to a short-lived presigned URL of the stored PDF. */
         get: operations["receipt"];
         put?: never;
         post?: never;
@@ -672,6 +673,11 @@ export interface components {
              *     Kafka outage delays only the Kafka copies, so it does not make the process unready.
              */
             kafka: string;
+            /**
+             * @description `off` (REDIS_URL unset: in-process limits and revocations), `up`, or `down` (degraded:
+             *     local fallbacks in use until Redis answers again; still ready).
+             */
+            redis: string;
             status: string;
             store: string;
         };
@@ -1668,6 +1674,15 @@ export interface operations {
                     "application/pdf": unknown;
                 };
             };
+            /** @description S3 storage: the stored receipt is at the presigned URL in `Location` */
+            302: {
+                headers: {
+                    /** @description presigned URL of the PDF, valid for RECEIPT_URL_TTL_SECS */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description bad_request: a path parameter is not a UUID */
             400: {
                 headers: {
@@ -2571,7 +2586,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             401: {
@@ -2579,7 +2594,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -2587,7 +2602,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             404: {
@@ -2595,7 +2610,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2864,7 +2879,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the store and the broker answered (checked at most once a second) */
+            /** @description the store and the broker answered (checked at most once a second); `redis` says whether the shared state is degraded */
             200: {
                 headers: {
                     [name: string]: unknown;
