@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The Kafka sink and the Kafka-sourced analytics against a real Kafka-compatible broker (tansu,
+# scripts/tansu.sh) whose data lives in an S3-compatible server (moto), so it survives a restart:
+#   1. holds, payments (tok_ok, tok_declined) and cancellations over HTTP; an independent consumer
+#      (kafka-python, 50-kafka.py) finds every outbox event on the topic once by id, in order per
+#      key, valid against /api/asyncapi.json; the admin stats equal what was done;
+#   2. the broker is stopped mid-traffic: bookings still succeed, /readyz stays 200 and says kafka is
+#      down; the broker is started again: the waiting copies arrive, none lost or doubled by id, and
+#      the stats again equal what was done.
+# Prints `kafka: N passed, N failed`; bounded in time (every wait has a deadline).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+passed=0
+failed=0
+ok() { echo "ok: $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
+finish() { echo "kafka: $passed passed, $failed failed"; [[ $failed -eq 0 ]]; exit $?; }
+
+tmp=$(mktemp -d)
+pids=()
+tansu_pid=
+cleanup() {
+  [[ -n "$tansu_pid" ]] && kill "$tansu_pid" 2>/dev/null
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}" $tansu_pid; do wait "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # wait_port PORT SECONDS
+  local end=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do [[ $SECONDS -lt $end ]] || return 1; sleep 0.3; done
+}
+# wait_ready PATTERN SECONDS: /readyz answers 200 and its kafka field matches PATTERN.
+wait_ready() {
+  local end=$((SECONDS + $2)) body
+  while [[ $SECONDS -lt $end ]]; do
+    body=$(curl -s -w '\n%{http_code}' "$base/readyz")
+    if [[ "${body##*$'\n'}" == 200 ]] && grep -Eq "\"kafka\":\"$1" <<<"${body%$'\n'*}"; then return 0; fi
+    sleep 0.3
+  done
+  echo "readyz: $body" >&2
+  return 1
+}
+
+# ---- tools: tansu (cargo), kafka-python + jsonschema + moto (pip, in an ignored venv) ---------
+scripts/tansu.sh install >/dev/null || { fail "tansu installed"; finish; }
+venv=$root/.cache/kafka-venv
+mkdir -p "$root/.cache"
+(
+  flock 9
+  if ! "$venv/bin/python" -c 'import kafka, jsonschema, moto.server, boto3' 2>/dev/null; then
+    rm -rf "$venv"
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check \
+      'kafka-python>=2.2,<3' 'jsonschema>=4.18,<5' 'moto[server]>=5,<6'
+  fi
+) 9>"$root/.cache/kafka-venv.lock"
+"$venv/bin/python" -c 'import kafka, jsonschema, moto.server, boto3' || { fail "python tools installed"; finish; }
+py=$venv/bin/python
+
+cargo build --locked --bin boxoffice -q 2>&1 | tail -n 20
+BIN=$root/target/debug/boxoffice
+
+# ---- S3 for the broker's data, the broker, the engine -----------------------------------------
+s3_port=$(free_port)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$tmp/moto.log" 2>&1 &
+pids+=($!)
+wait_port "$s3_port" 30 || { fail "moto started"; finish; }
+export AWS_ENDPOINT=http://127.0.0.1:$s3_port AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test \
+  AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
+"$py" -c "import boto3; boto3.client('s3', endpoint_url='$AWS_ENDPOINT').create_bucket(Bucket='tansu')" \
+  || { fail "bucket made"; finish; }
+
+kport=$(free_port)
+start_broker() { tansu_pid=$(scripts/tansu.sh start "$kport" "$tmp" s3://tansu/) && wait_port "$kport" 30; }
+start_broker || { fail "tansu started"; finish; }
+
+port=$(free_port)
+base=http://127.0.0.1:$port
+topic=boxoffice.events
+(cd "$tmp" && exec env BIND_ADDR=127.0.0.1:$port DATABASE_URL="sqlite://$tmp/engine.db" RUST_LOG=info \
+  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$kport KAFKA_TOPIC=$topic \
+  ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD=kafka-admin-password-1 \
+  AUTH_RATE_LIMIT_PER_MIN=0 AUTH_ACCOUNT_RATE_LIMIT_PER_MIN=0 WEBHOOK_RATE_LIMIT_PER_SEC=0 RATE_LIMIT_PER_SEC=0 \
+  PAYMENT_PROVIDER_DELAY_MS=20 MAIL_OUTBOX_DIR="$tmp/mail" "$BIN" serve) >"$tmp/engine.log" 2>&1 &
+pids+=($!)
+wait_port "$port" 60 || { fail "engine started"; tail -20 "$tmp/engine.log"; finish; }
+
+drive() { timeout 300 "$py" scripts/checks/50-kafka.py drive "$base" "$@"; }
+verify() {
+  local out
+  out=$(timeout 180 "$py" scripts/checks/50-kafka.py verify "$base" "127.0.0.1:$kport" "$topic" "$tmp/engine.db" "$@" 2>&1)
+  while IFS= read -r line; do
+    case "$line" in
+      "ok: "*) ok "$phase: ${line#ok: }" ;;
+      "FAIL: "*) fail "$phase: ${line#FAIL: }" ;;
+      *) echo "$line" ;;
+    esac
+  done <<<"$out"
+  grep -q '^ok: ' <<<"$out" || fail "$phase: consumer ran"
+}
+
+# ---- 1. events flow ---------------------------------------------------------------------------
+phase=flow
+if sum1=$(drive 16 one); then ok "bookings, payments, cancellations over HTTP"; else fail "traffic (phase 1)"; fi
+wait_ready 'up \(0 events waiting\)' 60 && ok "sink published the whole outbox" || fail "sink backlog drained"
+verify "$sum1"
+
+# ---- 2. broker down mid-traffic, then back ----------------------------------------------------
+phase=restart
+drive 12 two >"$tmp/sum2" 2>"$tmp/drive2.err" &
+driver=$!
+sleep 1 # traffic is under way when the broker goes (not a proof of anything: the checks below poll)
+kill "$tansu_pid"
+wait "$tansu_pid" 2>/dev/null
+tansu_pid=
+if wait_ready 'down' 30; then ok "/readyz stays 200 and says kafka is down"; else fail "/readyz with kafka down"; fi
+if wait "$driver"; then ok "bookings succeed while the broker is down"; else fail "traffic with kafka down: $(tail -3 "$tmp/drive2.err")"; fi
+if sum3=$(drive 6 three); then ok "more bookings while the broker is down"; else fail "traffic (broker down)"; fi
+wait_ready 'down \([1-9][0-9]* events waiting\)' 10 && ok "events wait in the outbox" || fail "backlog while down"
+start_broker || { fail "tansu restarted"; finish; }
+wait_ready 'up \(0 events waiting\)' 90 && ok "sink caught up after the restart" || fail "sink caught up after the restart"
+verify "$sum1" "$(cat "$tmp/sum2")" "$sum3"
+
+[[ $failed -eq 0 ]] || { echo "--- engine log (tail)"; tail -30 "$tmp/engine.log"; echo "--- tansu log (tail)"; tail -15 "$tmp"/tansu-*.log; }
+finish
