@@ -18,7 +18,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 venv=$root/.tools/schemathesis
-max_examples=${ST_MAX_EXAMPLES:-40}
+max_examples=${ST_MAX_EXAMPLES:-20}
 seed=${ST_SEED:-20261129}
 budget=${ST_TIMEOUT_SECS:-900}
 tmp=$(mktemp -d)

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::contract::{AdminOnly, IdPath, Limited};
 use super::extract::{Admin, Json, Path};
 use super::{AppState, Problem, Result};
 use crate::domain::analytics::Tally;
@@ -136,8 +137,8 @@ impl From<EventStats> for EventStatsView {
 /// follow the sale within moments).
 #[utoipa::path(get, path = "/api/v1/events/{id}/stats", tag = "events", params(("id" = Uuid, Path)),
     security(("bearer" = [])),
-    responses((status = 200, body = EventStatsView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = EventStatsView), AdminOnly, IdPath, Limited,
+        (status = 404, description = "not_found: no such event", body = Problem)))]
 async fn event_stats(
     State(state): State<AppState>,
     _admin: Admin,

@@ -2581,6 +2581,7 @@ export interface operations {
                     "application/json": components["schemas"]["EventStatsView"];
                 };
             };
+            /** @description bad_request: a path parameter is not a UUID */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2589,6 +2590,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description unauthorized: the bearer token is missing, malformed, expired or revoked */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2597,6 +2599,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description forbidden: the action needs the admin role */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2605,8 +2608,31 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description not_found: no such event */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description rate_limited: too many requests from this client; retry after Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unavailable: the database is unreachable or the request took too long; retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
