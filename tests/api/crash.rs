@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::process::{start_binary_with, wait_healthy};
+use crate::process::{admin_token, create_event_on, start_binary_with, wait_healthy};
 
 both_backends!(killed_mid_rush_loses_no_acknowledged_booking);
 
@@ -64,22 +64,10 @@ async fn killed_mid_rush_loses_no_acknowledged_booking(backend: Backend) {
     for _ in 0..4 {
         tokens.push(mint_user(&store, "crash").await.1);
     }
-    let login = client
-        .post(format!("{}/api/v1/auth/login", first.base))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let admin = tokens_of(&expect_json(login, 200).await).access;
-    let created = client
-        .post(format!("{}/api/v1/events", first.base))
-        .bearer_auth(&admin)
-        // A few accounts take the whole event here: no per-account limit gets in the way.
-        .json(&event_body(json!({"capacity": CAPACITY, "max_per_user": CAPACITY})))
-        .send()
-        .await
-        .unwrap();
-    let event = expect_json(created, 201).await;
+    let admin = admin_token(&client, &first.base).await;
+    // A few accounts take the whole event here: no per-account limit gets in the way.
+    let event =
+        create_event_on(&client, &first.base, &admin, json!({"capacity": CAPACITY, "max_per_user": CAPACITY})).await;
     let event_id = str_of(&event["id"]).to_owned();
 
     // The rush: single-seat holds from four users, 16 in flight, each with its own key.

@@ -74,21 +74,8 @@ async fn open_event_streams_are_counted_until_the_client_goes() {
     let mut server = start_binary(&sqlite_url(dir.path()), dir.path(), "streams");
     let client = http_client();
     wait_healthy(&client, &mut server).await;
-    let login = client
-        .post(format!("{}/api/v1/auth/login", server.base))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let admin = tokens_of(&expect_json(login, 200).await).access;
-    let created = client
-        .post(format!("{}/api/v1/events", server.base))
-        .bearer_auth(&admin)
-        .json(&event_body(json!({"capacity": 10})))
-        .send()
-        .await
-        .unwrap();
-    let event: Value = expect_json(created, 201).await;
+    let admin = admin_token(&client, &server.base).await;
+    let event: Value = create_event_on(&client, &server.base, &admin, json!({"capacity": 10})).await;
     let stream =
         client.get(format!("{}/api/v1/events/{}/stream", server.base, str_of(&event["id"]))).send().await.unwrap();
     assert_eq!(stream.status().as_u16(), 200);

@@ -77,3 +77,21 @@ pub async fn wait_healthy(client: &Client, server: &mut Server) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The bootstrap admin's access token from a running binary (its `ADMIN_EMAIL` account).
+pub async fn admin_token(client: &Client, base: &str) -> String {
+    let login = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    tokens_of(&expect_json(login, 200).await).access
+}
+
+/// Creates an event on a running binary as `admin`; `fields` override the sample event's.
+pub async fn create_event_on(client: &Client, base: &str, admin: &str, fields: serde_json::Value) -> serde_json::Value {
+    let created =
+        client.post(format!("{base}/api/v1/events")).bearer_auth(admin).json(&event_body(fields)).send().await.unwrap();
+    expect_json(created, 201).await
+}

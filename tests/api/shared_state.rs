@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::process::{Server, free_port, start_binary_with, wait_healthy};
+use crate::process::{Server, admin_token, create_event_on, free_port, start_binary_with, wait_healthy};
 
 postgres_only!(
     rate_limit_holds_across_nodes,
@@ -287,21 +287,8 @@ async fn an_event_change_on_one_node_is_seen_at_once_on_another(backend: Backend
     let a = node(&db, dir.path(), "a", &redis, &prefix, &[]).await;
     let b = node(&db, dir.path(), "b", &redis, &prefix, &[]).await;
     let client = http_client();
-    let login = client
-        .post(format!("{}/api/v1/auth/login", a.base))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let admin = tokens_of(&expect_json(login, 200).await).access;
-    let created = client
-        .post(format!("{}/api/v1/events", a.base))
-        .bearer_auth(&admin)
-        .json(&event_body(json!({"capacity": 10})))
-        .send()
-        .await
-        .unwrap();
-    let id = str_of(&expect_json(created, 201).await["id"]).to_owned();
+    let admin = admin_token(&client, &a.base).await;
+    let id = str_of(&create_event_on(&client, &a.base, &admin, json!({"capacity": 10})).await["id"]).to_owned();
     let detail = |n: &Server| client.get(format!("{}/api/v1/events/{id}", n.base)).send();
 
     // Node b caches the event (the second read is a hit).
