@@ -111,7 +111,7 @@ else fail "alerts: $alerts alerts, $tested tested; runbooks missing: ${missing_r
 run "dashboards: valid Grafana dashboard JSON" python3 $here/dashboards.py deploy/grafana/dashboards deploy/grafana/provisioning/datasources/prometheus.yaml
 
 # ---- live: engines on PostgreSQL, Prometheus, nginx ---------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.bash"
 wait_http() { # wait_http URL SECONDS
   local end=$((SECONDS + $2))
   until curl -fsS -o /dev/null "$1" 2>/dev/null; do [[ $SECONDS -lt $end ]] || return 1; sleep 0.3; done

@@ -32,11 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # wait_port PORT SECONDS
-  local end=$((SECONDS + $2))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do [[ $SECONDS -lt $end ]] || return 1; sleep 0.5; done
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.bash"
 
 cargo build --locked --bin boxoffice -q 2>&1 | tail -n 20
 BIN=$root/target/debug/boxoffice
