@@ -7,7 +7,9 @@
 # engine on a fresh PostgreSQL database, runs the scenario, then VERIFIES through the database
 # that nothing was oversold and that every 201 is a booking. --smoke: a few VUs for ~5 s (CI).
 # Env: LOADTEST_POSTGRES_URL (server, default postgres://postgres@127.0.0.1:5432/postgres),
-#      LOADTEST_PORT (default 18090), VUS, DURATION, RESULTS (folder, default loadtest/results).
+#      LOADTEST_PORT (default 18090), VUS, DURATION, RESULTS (folder, default loadtest/results),
+#      LOADTEST_BIN (an engine binary built elsewhere; default: build the release binary. CI's smoke
+#      run passes the debug build: the smoke checks that the scripts run, it measures nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +47,7 @@ start_engine() { # extra env as arguments
   export ADMIN_EMAIL=admin@load.test ADMIN_PASSWORD=load-test-admin-password
   env BIND_ADDR="127.0.0.1:$port" DATABASE_URL="$dburl" JWT_SECRET="load-test-secret-$(date +%s%N)-0123456789abcdef" \
     RATE_LIMIT_PER_SEC=0 AUTH_RATE_LIMIT_PER_MIN=0 AUTH_ACCOUNT_RATE_LIMIT_PER_MIN=0 WEBHOOK_RATE_LIMIT_PER_SEC=0 LOG_FORMAT=json RUST_LOG=warn DATABASE_MAX_CONNECTIONS=32 MAIL_OUTBOX_DIR="$results/outbox" "$@" \
-    ./target/release/boxoffice > "$results/engine.log" 2>&1 &
+    "$bin" > "$results/engine.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
@@ -147,7 +149,11 @@ memory() {
 }
 
 need
-cargo build --release --quiet
+bin=${LOADTEST_BIN:-}
+if [[ -z "$bin" ]]; then
+  cargo build --release --quiet
+  bin=./target/release/boxoffice
+fi
 case "$what" in
   flash_sale) flash_sale ;;
   browse_and_book) browse_and_book ;;

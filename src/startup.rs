@@ -129,6 +129,9 @@ impl Application {
     /// read (tests pass a manual one and move it instead of sleeping).
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         config.validate()?;
+        // The recorder before anything that records: a value set earlier (the Redis monitor's
+        // gauge, set once per ping) is lost, not replayed.
+        let metrics = crate::telemetry::metrics_handle();
         let store = connect_store(&config).await?;
         bootstrap_admin(&store, &config).await?;
         let node_id = config.node_id.clone().unwrap_or_else(|| {
@@ -259,7 +262,7 @@ impl Application {
         let background =
             Background { relay: Some(relay), workers, sampler, heartbeat, shared: shared.clone(), sink, analytics };
         let services = Services { payments, bus, webhook_secret, receipts, cluster, shared, kafka };
-        let state = AppState::new(store, registry, keys, config, crate::telemetry::metrics_handle(), services);
+        let state = AppState::new(store, registry, keys, config, metrics, services);
         tracing::info!(port, engine = state.store.engine(), "boxoffice ready");
         Ok(Self { listener, state, port, background })
     }
@@ -306,12 +309,12 @@ impl Application {
 /// and `/metrics`.
 pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     config.validate()?;
+    let metrics = crate::telemetry::metrics_handle();
     let store = connect_store(&config).await?;
     let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
     let receipts = receipts(&config, &store)?;
     let workers = start_workers(&config, &store, &bus, &receipts).await?;
     let analytics = start_analytics(&store, KafkaSettings::from_config(&config)).await?;
-    let metrics = crate::telemetry::metrics_handle();
     let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))

@@ -36,10 +36,24 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- schemathesis -----------------------------------------------------------------------------
-if ! "$venv/bin/st" --version 2>/dev/null | grep -q 'version 4\.32\.'; then
-  echo "installing schemathesis 4.32 into .tools/schemathesis"
+# CPython before 3.11.8 / 3.12.2 keeps ast.parse's recursion counter per interpreter, so two
+# threads parsing at once (hypothesis describes its lambdas that way, once per worker) fail with
+# "SystemError: AST constructor recursion depth mismatch". Use a fixed Python if there is one
+# (python3.13, or pyenv's), else run one worker.
+fixed() { "$1" -c 'import sys; v = sys.version_info; sys.exit(not (v >= (3, 12, 2) or (3, 11, 8) <= v < (3, 12)))' 2>/dev/null; }
+python=python3
+for candidate in python3.13 python3.12 "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3; do
+  if command -v "$candidate" >/dev/null && fixed "$candidate"; then python=$candidate; break; fi
+done
+workers=2
+fixed "$python" || workers=1
+stale() { # no schemathesis 4.32 in the venv, or a venv on an affected Python when a fixed one exists
+  ! "$venv/bin/st" --version 2>/dev/null | grep -q 'version 4\.32\.' || { [[ $workers -eq 2 ]] && ! fixed "$venv/bin/python"; }
+}
+if stale; then
+  echo "installing schemathesis 4.32 into .tools/schemathesis ($("$python" --version))"
   rm -rf "$venv"
-  python3 -m venv "$venv" && "$venv/bin/pip" install -q 'schemathesis~=4.32.0' ||
+  "$python" -m venv "$venv" && "$venv/bin/pip" install -q 'schemathesis~=4.32.0' ||
     { echo "pip install schemathesis failed"; finish 0 1; }
 fi
 
@@ -84,7 +98,7 @@ export ST_ADMIN_TOKEN ST_USER_TOKEN
 # ---- the run ----------------------------------------------------------------------------------
 cmd=("$venv/bin/st" run "$base/api/openapi.json" --url "$base"
   --checks all --phases examples,coverage,fuzzing,stateful
-  --max-examples "$max_examples" --seed "$seed" --workers 2 --generation-database none
+  --max-examples "$max_examples" --seed "$seed" --workers "$workers" --generation-database none
   --request-timeout 20 --no-color --report junit --report-junit-path "$tmp/junit.xml")
 echo "${cmd[*]/#$venv/.tools/schemathesis}"
 start=$(date +%s)
