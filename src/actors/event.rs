@@ -429,7 +429,8 @@ impl EventState {
     }
 
     /// Whether a live booking may change now: `Err(None)` when it is no longer live here (the
-    /// caller names the business error), `Err(Some(503))` while the actor cannot write.
+    /// caller names the business error), `Err(Some(..))` while the actor cannot write (503) or
+    /// another change of the booking is being saved (409).
     fn check_changeable(&self, row: &BookingRow) -> Result<(), Option<BookingError>> {
         if let Some(reason) = &self.failed {
             return Err(Some(unavailable(reason)));
@@ -439,7 +440,7 @@ impl EventState {
             return Err(None);
         }
         if self.in_flux.contains(&row.id) {
-            return Err(Some(unavailable("the booking is changing; retry")));
+            return Err(Some(BookingError::Changing));
         }
         Ok(())
     }
@@ -520,9 +521,7 @@ impl EventState {
             _ if self.failed.is_some() => Err(unavailable("the event is restarting; retry")),
             None | Some((Holding::Held { .. }, _)) => Err(BookingError::NoSuchTicket),
             Some((Holding::Confirmed, Some(at))) => Err(BookingError::AlreadyCheckedIn(at)),
-            Some((Holding::Confirmed, None)) if self.in_flux.contains(&row.id) => {
-                Err(unavailable("the booking is changing; retry"))
-            }
+            Some((Holding::Confirmed, None)) if self.in_flux.contains(&row.id) => Err(BookingError::Changing),
             Some((Holding::Confirmed, None)) => Ok(()),
         };
         if let Err(e) = verdict {
@@ -741,7 +740,7 @@ impl Actor for EventActor {
                 let now = state.ctx.settings.clock.now();
                 let result = match state.inv.get(&id).map(|b| b.holding) {
                     _ if state.failed.is_some() => Err(unavailable("the event is restarting; retry")),
-                    _ if state.in_flux.contains(&id) => Err(unavailable("the booking is changing; retry")),
+                    _ if state.in_flux.contains(&id) => Err(BookingError::Changing),
                     Some(Holding::Held { expires_at }) if expires_at > now => {
                         state.paying.insert(id, until);
                         Ok(())

@@ -50,6 +50,10 @@ pub enum BookingError {
     NotPayable,
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// Another change of the same booking (a cancel, a payment, a check-in) is being written:
+    /// two requests raced on one booking, so it is a conflict, not the service failing.
+    #[error("another change of this booking is being saved")]
+    Changing,
     /// The account holds or bought as many seats of this event as the organiser allows.
     #[error("at most {limit} seats per account for this event")]
     PerUserLimit { limit: u32, has: u32 },

@@ -29,6 +29,8 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
             id: event,
             max_per_booking: capacity,
             max_per_user: capacity,
+            // Ahead, so bookings may still be cancelled.
+            starts_at: chrono::Utc::now() + chrono::Duration::days(1),
             ..EventRow::general_admission("t", "v", capacity, 100)
         })
         .await
@@ -118,4 +120,21 @@ async fn holds_expire_through_the_journal() {
         assert!(tokio::time::Instant::now() < deadline, "expiry never reached the store");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_change_racing_another_on_the_same_booking_is_a_conflict_not_an_outage() {
+    let f = fixture(5, |s| s.pipeline_depth = 2).await;
+    let held = f.registry.claim(f.event, claim(f.user, 1)).await.unwrap();
+    let until = chrono::Utc::now() + chrono::Duration::minutes(5);
+    // The cancel is being written when the payment's hold arrives (both are in the mailbox).
+    let (cancelled, paying) = tokio::join!(
+        f.registry.cancel(held.clone(), crate::domain::booking::CancelReason::User, vec![]),
+        f.registry.hold_for_payment(f.event, held.id, until),
+    );
+    assert_eq!(cancelled.unwrap().status, crate::domain::booking::BookingStatus::Cancelled);
+    assert_eq!(paying.unwrap_err(), BookingError::Changing);
+    // Once the cancel is durable the answer is the booking's state, not the race.
+    let again = f.registry.hold_for_payment(f.event, held.id, until).await.unwrap_err();
+    assert_eq!(again, BookingError::NotPayable);
 }

@@ -170,7 +170,7 @@ async fn get_booking(
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = BookingView), Bearer, IdPath, Limited,
         (status = 404, description = "not_found: no such booking of this account", body = Problem),
-        (status = 409, description = "not_cancellable (already expired or cancelled), already_checked_in (the ticket was used at the door) or event_started", body = Problem)))]
+        (status = 409, description = "not_cancellable (already expired or cancelled), already_checked_in (the ticket was used at the door), event_started or booking_changing (another change of it is being saved; retry)", body = Problem)))]
 async fn cancel_booking(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,

@@ -179,6 +179,10 @@ impl From<BookingError> for Error {
             BookingError::IdempotencyKeyReused => Error::IdempotencyKeyReused,
             BookingError::Replay(id) => Error::Internal(anyhow::anyhow!("unhandled replay of booking {id}")),
             BookingError::Unavailable(d) => Error::Unavailable(d),
+            BookingError::Changing => Error::conflict(
+                "booking_changing",
+                "another change of this booking is being saved; retry to see its outcome",
+            ),
             BookingError::PerUserLimit { limit, has } => Error::Conflict {
                 code: "per_user_limit",
                 detail: format!(

@@ -94,7 +94,7 @@ pub enum PaymentMethodKind {
         JsonBody, Bearer, IdPath, Limited,
         (status = 400, description = "bad_request: the body is not JSON, a field has the wrong type, or the Idempotency-Key is not 1 to 255 visible ASCII characters", body = Problem),
         (status = 404, description = "not_found: no such booking of this account", body = Problem),
-        (status = 409, description = "booking_not_payable", body = Problem),
+        (status = 409, description = "booking_not_payable, or booking_changing (another change of it is being saved; retry)", body = Problem),
         (status = 422, description = "validation_failed (`errors` names each field) or idempotency_key_reused", body = Problem),
         (status = 503, description = "unavailable: the payment provider is unavailable (circuit open), the database is unreachable, or the request took too long", body = Problem)))]
 async fn create_payment(

@@ -42,7 +42,7 @@ pub struct Admission {
     responses((status = 200, description = "admitted", body = Admission),
         JsonBody, AdminOnly, IdPath, Limited,
         (status = 404, description = "not_found: no such event", body = Problem),
-        (status = 409, description = "unknown_ticket (no confirmed booking has this code), already_checked_in, or wrong_event (the ticket is for another event; it stays unused)", body = Problem)))]
+        (status = 409, description = "unknown_ticket (no confirmed booking has this code), already_checked_in, wrong_event (the ticket is for another event; it stays unused), or booking_changing (another change of it is being saved; retry)", body = Problem)))]
 async fn check_in(
     State(state): State<AppState>,
     Admin(admin): Admin,

@@ -92,6 +92,7 @@ impl BoxOffice {
             // payment never starts. The client hears it in the answer; no e-mail for it.
             let reason = match e {
                 BookingError::Unavailable(_) => "event_unavailable",
+                BookingError::Changing => "booking_changing",
                 _ => "booking_not_payable",
             };
             self.store.finish_payment(payment.id, PaymentStatus::Failed, Some(reason), None, now).await?;

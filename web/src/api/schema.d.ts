@@ -1507,7 +1507,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description not_cancellable (already expired or cancelled), already_checked_in (the ticket was used at the door) or event_started */
+            /** @description not_cancellable (already expired or cancelled), already_checked_in (the ticket was used at the door), event_started or booking_changing (another change of it is being saved; retry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1594,7 +1594,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description booking_not_payable */
+            /** @description booking_not_payable, or booking_changing (another change of it is being saved; retry) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2441,7 +2441,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unknown_ticket (no confirmed booking has this code), already_checked_in, or wrong_event (the ticket is for another event; it stays unused) */
+            /** @description unknown_ticket (no confirmed booking has this code), already_checked_in, wrong_event (the ticket is for another event; it stays unused), or booking_changing (another change of it is being saved; retry) */
             409: {
                 headers: {
                     [name: string]: unknown;
