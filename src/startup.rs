@@ -157,7 +157,7 @@ impl Application {
                 auth::random_secret()
             }
         };
-        let shared = SharedState::start(&config).await?;
+        let shared = SharedState::start(&config, &registry).await?;
         let keys = TokenKeys::new(
             &secret,
             Duration::from_secs(config.access_token_ttl_secs),

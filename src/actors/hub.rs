@@ -5,6 +5,10 @@
 //! `SNAPSHOT_REFRESH_MS`. A bridge to other nodes (Redis pub/sub) plugs in with two calls:
 //! `local_updates` (what this node's owners publish) and `receive_remote` (what another node's
 //! owner published), which also pauses the store refresh while remote snapshots keep coming.
+//! A bridge may carry counts without the seats of a large seat map
+//! (`receive_remote_availability`): the refresh then still brings the seats but keeps the
+//! bridge's newer counts. After a gap in what the bridge heard, `resync_remote` hands every
+//! channel back to the store refresh.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +35,8 @@ struct Channel {
     owned: bool,
     /// When a bridge last delivered another node's snapshot.
     remote_at: Option<Instant>,
+    /// When a bridge last delivered another node's counts without the seats.
+    counts_at: Option<Instant>,
     /// A task refreshes this channel from the store while it is watched.
     polling: bool,
 }
@@ -73,6 +79,7 @@ impl SnapshotHub {
             tx: watch::channel(initial.clone()).0,
             owned: false,
             remote_at: None,
+            counts_at: None,
             polling: false,
         });
         c.owned = true;
@@ -123,6 +130,45 @@ impl SnapshotHub {
         }
     }
 
+    /// Another node's owner published `counts` and, unless its seat map is large, the states of
+    /// all its seats: as `receive_remote`; without the seats of a seated event, the counts are
+    /// taken and the seats stay those of the store refresh.
+    pub fn receive_remote_availability(&self, event: EventId, counts: Counts, seats: Option<Vec<SeatState>>) {
+        let Some(mut c) = self.0.channels.get_mut(&event) else { return };
+        if c.owned {
+            return;
+        }
+        let (map, current_seats) = {
+            let cur = c.tx.borrow();
+            (cur.seat_map.clone(), cur.seats.clone())
+        };
+        let full = match (&map, &seats) {
+            (None, _) => true,
+            (Some(m), Some(s)) => s.len() == m.capacity() as usize,
+            (Some(_), None) => false,
+        };
+        let snapshot = if full {
+            c.remote_at = Some(Instant::now());
+            Snapshot { counts, seats: map.as_ref().and(seats.map(Arc::new)), seat_map: map }
+        } else {
+            c.counts_at = Some(Instant::now());
+            Snapshot { counts, seat_map: map, seats: current_seats }
+        };
+        c.tx.send_if_modified(|cur| {
+            let changed = !same(cur, &snapshot);
+            *cur = snapshot;
+            changed
+        });
+    }
+
+    /// The bridge may have missed snapshots: every channel goes back to the store refresh.
+    pub fn resync_remote(&self) {
+        for mut c in self.0.channels.iter_mut() {
+            c.remote_at = None;
+            c.counts_at = None;
+        }
+    }
+
     /// The latest snapshot this node has of `event` (its owner's, a bridge's or a recent
     /// refresh), without waiting.
     pub fn current(&self, event: EventId) -> Option<Snapshot> {
@@ -150,7 +196,13 @@ impl SnapshotHub {
             .0
             .channels
             .entry(event.id)
-            .or_insert_with(|| Channel { tx: watch::channel(initial).0, owned: false, remote_at: None, polling: false })
+            .or_insert_with(|| Channel {
+                tx: watch::channel(initial).0,
+                owned: false,
+                remote_at: None,
+                counts_at: None,
+                polling: false,
+            })
             .tx
             .subscribe();
         self.ensure_polling(event.id);
@@ -182,9 +234,10 @@ impl SnapshotHub {
 async fn poll(hub: Arc<Inner>, event: EventId) {
     loop {
         tokio::time::sleep(hub.refresh).await;
-        let (tx, skip) = match hub.channels.get(&event) {
+        let recent = |at: Option<Instant>| at.is_some_and(|t| t.elapsed() < hub.refresh * 3);
+        let (tx, skip, keep_counts) = match hub.channels.get(&event) {
             None => return,
-            Some(c) => (c.tx.clone(), c.owned || c.remote_at.is_some_and(|t| t.elapsed() < hub.refresh * 3)),
+            Some(c) => (c.tx.clone(), c.owned || recent(c.remote_at), recent(c.counts_at)),
         };
         if tx.receiver_count() == 0 {
             let mut gone = true;
@@ -211,7 +264,11 @@ async fn poll(hub: Arc<Inner>, event: EventId) {
             Err(e) => Err(e),
         };
         match fresh {
-            Ok(s) => {
+            Ok(mut s) => {
+                // The bridge's counts may include claims not yet committed: newer than ours.
+                if keep_counts {
+                    s.counts = tx.borrow().counts;
+                }
                 // The owner may have attached meanwhile: its snapshot is newer than ours.
                 if hub.channels.get(&event).is_some_and(|c| !c.owned) {
                     tx.send_if_modified(|cur| {

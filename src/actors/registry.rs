@@ -322,6 +322,11 @@ impl Registry {
         &self.ctx.hub
     }
 
+    /// Where committed booking status changes go (for a bridge to other nodes).
+    pub fn status_hub(&self) -> &Arc<super::StatusHub> {
+        &self.ctx.status_changes
+    }
+
     #[cfg(test)]
     pub(crate) fn actor_ref(&self, id: EventId) -> Option<ActorRef<EventMsg>> {
         self.actors.get(&id).map(|a| a.clone())

@@ -1,25 +1,52 @@
 //! Booking status changes for live status streams, delivered only to the watchers of the
 //! booking that changed: one `watch` channel per watched booking, made by the first watcher
 //! and removed with the last. An actor's publish is a map lookup, however many streams are
-//! open; unwatched bookings cost nothing.
+//! open; unwatched bookings cost nothing. A bridge to other nodes plugs in with
+//! `local_changes` (this node's owners' changes out of `held`) and `receive_remote`.
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::StatusChange;
 use crate::domain::booking::BookingStatus;
 use crate::domain::ids::BookingId;
 
-#[derive(Default)]
 pub struct StatusHub {
     watched: DashMap<BookingId, watch::Sender<Option<BookingStatus>>>,
+    bridge: broadcast::Sender<StatusChange>,
+}
+
+impl Default for StatusHub {
+    fn default() -> Self {
+        Self { watched: DashMap::new(), bridge: broadcast::channel(4096).0 }
+    }
 }
 
 impl StatusHub {
-    /// Tells the booking's watchers, if it has any; `true` when it has.
+    /// A local owner committed `change`: tells the booking's watchers here and a bridge, if
+    /// any; `true` when the booking has watchers here.
     pub fn send(&self, change: StatusChange) -> bool {
+        // A booking's first status is durable before anyone (on any node) knows its id, so a
+        // stream elsewhere reads it from the store: only later changes cross nodes.
+        if change.status != BookingStatus::Held && self.bridge.receiver_count() > 0 {
+            let _ = self.bridge.send(change);
+        }
+        self.deliver(change)
+    }
+
+    /// Another node's owner committed `change`: watchers here get it at once.
+    pub fn receive_remote(&self, change: StatusChange) -> bool {
+        self.deliver(change)
+    }
+
+    /// Changes of this node's owners after a booking's first status, for a bridge.
+    pub fn local_changes(&self) -> broadcast::Receiver<StatusChange> {
+        self.bridge.subscribe()
+    }
+
+    fn deliver(&self, change: StatusChange) -> bool {
         match self.watched.get(&change.booking) {
             Some(tx) => {
                 tx.send_replace(Some(change.status));

@@ -159,7 +159,8 @@ async fn list_events(State(state): State<AppState>, Query(q): Query<ListQuery>) 
         after: q.cursor.as_deref().map(decode_cursor).transpose()?,
         limit: limit + 1,
     };
-    let mut rows = state.store.list_events(&filter).await?;
+    let hub = state.registry.hub();
+    let mut rows = state.shared.events.list(&state.store, &filter, |id| hub.current(id).is_some()).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(encode_cursor)
@@ -233,6 +234,8 @@ async fn create_event(
         max_per_user: b.max_per_user,
     };
     let row = state.office.create_event(draft).await?;
+    // The lists of every node may now miss it.
+    state.shared.events.invalidate(row.id).await;
     tracing::info!(event_id = %row.id, capacity = row.capacity, admin = %admin.user_id, "event created");
     Ok((StatusCode::CREATED, Json(EventView::new(&state, row))))
 }

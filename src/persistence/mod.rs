@@ -468,6 +468,20 @@ impl Store {
         Ok(on_pool!(self, p => sqlx::query_as(SQL).bind(id.0).fetch_optional(p).await)?)
     }
 
+    /// The capacity and durable counter of each listed event still there (a primary-key read).
+    pub async fn events_capacity_reserved(&self, ids: &[EventId]) -> StoreResult<Vec<(Uuid, i64, i64)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, capacity, reserved FROM events WHERE deleted_at IS NULL AND id IN ({})",
+            marks.join(", ")
+        );
+        let args = ids.iter().map(|id| Arg::Id(id.0));
+        Ok(on_pool!(self, p => bind_all!(sqlx::query_as(&sql), args.clone()).fetch_all(p).await)?)
+    }
+
     pub async fn list_events(&self, f: &EventFilter) -> StoreResult<Vec<EventRow>> {
         let mut sql = format!("SELECT {} FROM events WHERE deleted_at IS NULL", rows::EVENT_COLUMNS);
         let mut args = Vec::new();

@@ -1,6 +1,7 @@
 //! What the nodes of one deployment share through Redis (`REDIS_URL`): rate limits
 //! ([`limiter`]), revoked sessions ([`revocation`]), the invalidation of each node's event
-//! cache ([`cache`]) and a typed pub/sub ([`fanout`]) under the last three. Each part
+//! cache ([`cache`]), live availability and booking status across nodes ([`live`]) and a typed
+//! pub/sub ([`fanout`]) under the last three. Each part
 //! has an in-process fallback, used when `REDIS_URL` is unset and while Redis does not answer:
 //! requests are never failed because Redis is away. A monitor pings Redis twice a second, so
 //! the parts stop trying it as soon as it is gone (no request waits for a dead server) and use
@@ -9,6 +10,7 @@
 pub mod cache;
 pub mod fanout;
 pub mod limiter;
+pub mod live;
 pub mod revocation;
 
 use std::sync::Arc;
@@ -155,8 +157,9 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    /// From `REDIS_URL` (unset: everything in process), `REDIS_CA_FILE` and `REDIS_PREFIX`.
-    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+    /// From `REDIS_URL` (unset: everything in process), `REDIS_CA_FILE` and `REDIS_PREFIX`;
+    /// with Redis, `registry`'s owners' availability and status changes reach the other nodes.
+    pub async fn start(config: &Config, registry: &crate::actors::Registry) -> anyhow::Result<Self> {
         let redis = match &config.redis_url {
             Some(url) => Some(Redis::new(url, config.redis_ca_file.as_deref(), &config.redis_prefix)?),
             None => None,
@@ -173,6 +176,9 @@ impl SharedState {
         }
         let (fanout, pump) = Fanout::start(redis.clone());
         tasks.extend(pump);
+        if redis.is_some() {
+            tasks.extend(live::spawn(fanout.clone(), registry.hub().clone(), registry.status_hub().clone()));
+        }
         let revocations =
             Revocations::shared(redis.clone(), fanout.clone(), Duration::from_secs(config.access_token_ttl_secs));
         tasks.push(revocations.spawn_listener());

@@ -2,7 +2,8 @@
 //! node never take an event, writes reach the event's owner (forwarded once if sent elsewhere),
 //! idempotent retries answer the same booking on any node, and when the owner dies (SIGKILL)
 //! or pauses past its lease (SIGSTOP) another node serves the event within about a lease, the
-//! paused owner's late writes are fenced, and nothing is oversold or lost.
+//! paused owner's late writes are fenced, and nothing is oversold or lost. With Redis, a
+//! stream on one node hears of a hold or a cancellation on another at once.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,6 +26,7 @@ postgres_only!(
     writes_sent_to_another_node_are_forwarded_to_the_owner,
     killed_owner_is_replaced_within_a_lease,
     paused_owner_is_fenced_when_it_wakes,
+    streams_on_another_node_hear_the_owner_at_once_over_redis,
 );
 
 const SECRET: &str = "cluster-test-secret-0123456789abcdef";
@@ -32,15 +34,24 @@ const LEASE_SECS: u64 = 2;
 
 /// One node of the cluster, as a real process.
 async fn node(client: &Client, db: &TestDb, dir: &Path, name: &str) -> Server {
+    node_with(client, db, dir, name, &[]).await
+}
+
+/// A node with `extra` settings (these replace the defaults of the same name).
+async fn node_with(client: &Client, db: &TestDb, dir: &Path, name: &str, extra: &[(&str, &str)]) -> Server {
     let lease = LEASE_SECS.to_string();
-    let env = [
+    let mut env: Vec<(&str, &str)> = [
         ("NODE_ID", name),
         ("CLUSTER_SECRET", SECRET),
         ("EVENT_LEASE_SECS", lease.as_str()),
         ("FORWARD_TIMEOUT_MS", "1000"),
         ("SNAPSHOT_REFRESH_MS", "200"),
         ("RUST_LOG", "warn,boxoffice=info"),
-    ];
+    ]
+    .into_iter()
+    .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+    .collect();
+    env.extend_from_slice(extra);
     let mut server = start_binary_with(&db.url, dir, name, &env);
     wait_healthy(client, &mut server).await;
     server
@@ -114,14 +125,14 @@ fn signal(server: &Server, sig: Signal) {
     kill(Pid::from_raw(server.child.id() as i32), sig).expect("signal the node");
 }
 
-/// Reads the first `availability` event of an SSE body that satisfies `want`.
+/// Reads the first server-sent event's data of an SSE body that satisfies `want`.
 async fn stream_until(mut resp: reqwest::Response, within: Duration, want: impl Fn(&Value) -> bool) -> Value {
     let mut buf = String::new();
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let chunk = tokio::time::timeout_at(deadline, resp.chunk())
             .await
-            .unwrap_or_else(|_| panic!("no matching availability event within {within:?}; got {buf}"))
+            .unwrap_or_else(|_| panic!("no matching server-sent event within {within:?}; got {buf}"))
             .expect("stream chunk")
             .expect("the stream ended");
         buf.push_str(&String::from_utf8_lossy(&chunk));
@@ -478,5 +489,63 @@ async fn paused_owner_is_fenced_when_it_wakes(backend: Backend) {
     // The event keeps selling through either node.
     let (status, body, _) = f.hold(&a.base, 7, &event, json!({"quantity": 1}), None).await;
     assert_eq!(status, 201, "after the wake, A forwards to B: {body}");
+    f.store.close().await;
+}
+
+async fn streams_on_another_node_hear_the_owner_at_once_over_redis(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let redis = crate::shared_state::redis_url();
+    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
+    // A store refresh once a minute: whatever B's streams hear within seconds came over Redis.
+    let env = [("REDIS_URL", redis.as_str()), ("REDIS_PREFIX", prefix.as_str()), ("SNAPSHOT_REFRESH_MS", "60000")];
+    let a = node_with(&http_client(), &db, dir.path(), "node-a", &env).await;
+    let b = node_with(&http_client(), &db, dir.path(), "node-b", &env).await;
+    let f = Fixture::new(&db, 2).await;
+    let event = f.create_event(&a.base, json!({"seat_map": seat_map(2, 10), "max_per_user": 20})).await;
+    let (status, first, _) = f.hold(&a.base, 0, &event, json!({"seats": ["Stalls-A-1"]}), None).await;
+    assert_eq!(status, 201, "{first}");
+    let epoch = f.epoch(&event).await;
+
+    // B watches the event's availability and the first booking's status.
+    let availability = f.client.get(format!("{}{API}/events/{event}/stream", b.base)).send().await.unwrap();
+    assert_eq!(availability.status(), 200);
+    let booking = str_of(&first["id"]).to_owned();
+    let status_stream =
+        f.client.get(format!("{}{API}/bookings/{booking}/stream", b.base)).bearer_auth(&f.tokens[0]).send();
+    let status_stream = status_stream.await.unwrap();
+    assert_eq!(status_stream.status(), 200);
+
+    // A hold on A reaches B's stream within a second or two, a minute before any refresh.
+    let (status, second, _) = f.hold(&a.base, 1, &event, json!({"seats": ["Stalls-A-2"]}), None).await;
+    assert_eq!(status, 201, "{second}");
+    let seen = stream_until(availability, Duration::from_secs(3), |v| v["held"] == 2).await;
+    assert_eq!(seen["available"], 18);
+    // The small map's seats came along: B's seat map (served from the same channel) shows both.
+    let seats =
+        expect_json(f.client.get(format!("{}{API}/events/{event}/seats", b.base)).send().await.unwrap(), 200).await;
+    let held: Vec<String> = seats["sections"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["seats"].as_array().unwrap().iter())
+        .filter(|s| s["status"] == "held")
+        .map(|s| str_of(&s["id"]).to_owned())
+        .collect();
+    assert_eq!(held, ["Stalls-A-1", "Stalls-A-2"], "{seats}");
+
+    // A cancellation on A reaches the booking's status stream on B.
+    let cancelled = f
+        .client
+        .post(format!("{}{API}/bookings/{booking}/cancel", a.base))
+        .bearer_auth(&f.tokens[0])
+        .send()
+        .await
+        .unwrap();
+    expect_json(cancelled, 200).await;
+    let heard = stream_until(status_stream, Duration::from_secs(3), |v| v["status"] == "cancelled").await;
+    assert_eq!(heard["id"], booking.as_str());
+    assert_eq!(f.epoch(&event).await, epoch, "the streams on B took the event");
+    assert_eq!(f.owner(&event).await.as_deref(), Some("node-a"));
     f.store.close().await;
 }

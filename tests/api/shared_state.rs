@@ -2,7 +2,8 @@
 //! limits hold across nodes, a logout (or a refresh-token reuse) on one node ends the access
 //! token on the others at once, and Redis stopping mid-traffic degrades the engines (local
 //! fallbacks, `/readyz` says so) without failing requests, until Redis returns; an event changed
-//! on one node is seen changed on the others at once, and availability is never served stale.
+//! on one node is seen changed on the others at once, and availability is never served stale;
+//! the same for the event list (created, changed and deleted events).
 //!
 //! The normal tests use the shared Redis of `TEST_REDIS_URL` under a key prefix of their own; the
 //! outage test starts its own `redis-server` on a free port and kills only that one.
@@ -23,6 +24,7 @@ postgres_only!(
     logout_on_one_node_ends_the_access_token_on_another,
     redis_stopped_mid_traffic_degrades_and_recovers,
     an_event_change_on_one_node_is_seen_at_once_on_another,
+    the_event_list_on_another_node_is_never_stale_after_a_write,
 );
 
 pub fn redis_url() -> String {
@@ -332,4 +334,85 @@ async fn an_event_change_on_one_node_is_seen_at_once_on_another(backend: Backend
     let after = expect_json(detail(&b).await.unwrap(), 200).await;
     assert_eq!(after["available"], 7, "{after}");
     assert_eq!(after["title"], "Renamed on node a");
+}
+
+async fn the_event_list_on_another_node_is_never_stale_after_a_write(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
+    let redis = redis_url();
+    // Cached lists would live ten minutes: what b shows fresh within a second came over Redis.
+    let ttl = [("EVENT_CACHE_TTL_SECS", "600")];
+    let a = node(&db, dir.path(), "a", &redis, &prefix, &ttl).await;
+    let b = node(&db, dir.path(), "b", &redis, &prefix, &ttl).await;
+    let client = http_client();
+    let admin = admin_token(&client, &a.base).await;
+    let venue = format!("Hall-{}", Uuid::new_v4().simple());
+    let on_a = |fields: Value| create_event_on(&client, &a.base, &admin, fields);
+    let first = str_of(&on_a(json!({"capacity": 10, "venue": venue})).await["id"]).to_owned();
+    let list = |n: &Server| client.get(format!("{}/api/v1/events?venue={venue}", n.base)).send();
+    let hits = || async {
+        let text = client.get(format!("{}/metrics", b.base)).send().await.unwrap().text().await.unwrap();
+        metric(&text, "boxoffice_event_list_cache_total{result=\"hit\"}")
+    };
+    let until = |want: fn(&Value) -> bool| list_until(&client, &b, &venue, want);
+
+    // b caches the list (later reads are hits).
+    let page = expect_json(list(&b).await.unwrap(), 200).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    for _ in 0..2 {
+        expect_json(list(&b).await.unwrap(), 200).await;
+    }
+    let hit = hits().await;
+    assert!(hit >= 1.0, "no list cache hit on b");
+
+    // Changed on a: b lists the new title.
+    let patched = client
+        .patch(format!("{}/api/v1/events/{first}", a.base))
+        .bearer_auth(&admin)
+        .json(&json!({"title": "Renamed for the list"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(patched, 200).await;
+    until(|p| p["items"][0]["title"] == "Renamed for the list").await;
+
+    // Created on a: b lists it; deleted on a: b no longer does.
+    let second = str_of(&on_a(json!({"capacity": 5, "venue": venue})).await["id"]).to_owned();
+    let page = until(|p| p["items"].as_array().unwrap().len() == 2).await;
+    assert!(page["items"].as_array().unwrap().iter().any(|e| e["id"] == second.as_str()), "{page}");
+    let deleted = client.delete(format!("{}/api/v1/events/{second}", a.base)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    until(|p| p["items"].as_array().unwrap().len() == 1).await;
+
+    // A hold on a shows in b's cached list at its very next read: availability is never cached.
+    expect_json(list(&b).await.unwrap(), 200).await;
+    let before = hits().await;
+    let held = client
+        .post(format!("{}/api/v1/events/{first}/bookings", a.base))
+        .bearer_auth(&admin)
+        .json(&json!({"quantity": 3}))
+        .send()
+        .await
+        .unwrap();
+    expect_json(held, 201).await;
+    let page = expect_json(list(&b).await.unwrap(), 200).await;
+    assert_eq!(page["items"][0]["available"], 7, "{page}");
+    assert!(hits().await > before, "the list after the hold was not served from the cache");
+}
+
+/// Polls `node`'s list of `venue` (for a second at most: far below the cache's lifetime in the
+/// test) until `want` holds.
+async fn list_until(client: &Client, node: &Server, venue: &str, want: fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let page =
+            expect_json(client.get(format!("{}/api/v1/events?venue={venue}", node.base)).send().await.unwrap(), 200)
+                .await;
+        if want(&page) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "{} still lists {page}", node.base);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
