@@ -3,8 +3,9 @@
 # (EVENT_CACHE_TTL_SECS=30) and off (0), two engines on one fresh PostgreSQL database and one
 # Redis, measured in alternating rounds with wrk. Each engine is measured for an event whose actor
 # runs on it (a cache hit then needs no database read), for one without (a hit reads the
-# two-column counter), and for the first page of the list (20 of 60 events; a hit reads the
-# page's counters by primary key). Prints each round, then the medians and the on/off ratio.
+# two-column counter), for the first page of the list (20 of 1,000 events) and for a search
+# (`q=night`, every event's description matches: a scan of the catalogue); a list hit reads the
+# page's counters by primary key. Prints each round, then the medians and the on/off ratio.
 #
 #   loadtest/event_cache.sh        # BIN (default target/release/boxoffice), ROUNDS (3), SECS (5)
 # Env: LOADTEST_POSTGRES_URL, LOADTEST_REDIS_URL (default redis://127.0.0.1:6379).
@@ -49,23 +50,29 @@ event() {
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 cold=$(event)  # no actor anywhere
-for i in $(seq 1 58); do  # the list's events: 60 in all, a page of 20 measured
+listed() { # N: one general-admission event of the list
   curl -sf "http://127.0.0.1:$on/api/v1/events" -H 'content-type: application/json' -H "authorization: Bearer $token" \
-    -d "{\"title\":\"Listed $i\",\"description\":\"General admission, night $i\",\"venue\":\"Club\",\"starts_at\":\"2030-06-$(printf %02d $((i % 28 + 1)))T20:00:00Z\",\"price_cents\":1500,\"currency\":\"EUR\",\"capacity\":300}" >/dev/null
+    -d "{\"title\":\"Listed $1\",\"description\":\"General admission, night $1\",\"venue\":\"Club\",\"starts_at\":\"2030-06-$(printf %02d $(($1 % 28 + 1)))T20:00:00Z\",\"price_cents\":1500,\"currency\":\"EUR\",\"capacity\":300}" >/dev/null
+}
+for i in $(seq 1 998); do  # the list's events: 1,000 in all, a page of 20 measured
+  listed "$i" &
+  (( i % 8 == 0 )) && wait
 done
+wait
 hot=$(event)   # an actor on each engine (reading the seat map starts it; reads only, so both keep it)
 for port in "$on" "$off"; do curl -sf "http://127.0.0.1:$port/api/v1/events/$hot/seats" >/dev/null; done
 measure() { # PORT PATH -> "req/s p50"
   wrk -t1 -c8 -d"${secs}s" --latency "http://127.0.0.1:$1/api/v1/$2" |
     awk '/Requests\/sec/ {r=$2} /^ +50%/ {p=$2} END {print r, p}'
 }
-echo "event with 50x40 seats; list of 60 events (page of 20); wrk -t1 -c8 -d${secs}s; $rounds alternating rounds; binary $bin"
+echo "event with 50x40 seats; list of 1,000 events (page of 20); wrk -t1 -c8 -d${secs}s; $rounds alternating rounds; binary $bin"
 for r in $(seq 1 "$rounds"); do
-  for kind in hot cold list; do
+  for kind in hot cold list search; do
     case $kind in
       hot) path="events/$hot" ;;
       cold) path="events/$cold" ;;
       list) path="events?limit=20" ;;
+      search) path="events?q=night&limit=20" ;;
     esac
     echo "round $r $kind cache=on  $(measure "$on" "$path")"
     echo "round $r $kind cache=off $(measure "$off" "$path")"
@@ -83,7 +90,7 @@ for line in open(sys.argv[1]):
     _, _, kind, setting, rate, p50 = line.split()
     rates[kind, setting].append(float(rate))
     p50s[kind, setting].append(ms(p50))
-for kind in ("hot", "cold", "list"):
+for kind in ("hot", "cold", "list", "search"):
     on, off = statistics.median(rates[kind, "cache=on"]), statistics.median(rates[kind, "cache=off"])
     print(f"median {kind}: on {on:.0f} req/s p50 {statistics.median(p50s[kind, 'cache=on']):.1f} ms; "
           f"off {off:.0f} req/s p50 {statistics.median(p50s[kind, 'cache=off']):.1f} ms; on/off {on / off:.2f}")
