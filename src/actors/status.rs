@@ -122,6 +122,21 @@ mod tests {
         assert!(!hub.send(change(BookingId::new(), BookingStatus::Expired)));
     }
 
+    #[test]
+    fn only_changes_after_the_first_status_are_offered_to_other_nodes() {
+        let hub = Arc::new(StatusHub::default());
+        let mut out = hub.local_changes();
+        let b = BookingId::new();
+        let _watch = hub.watch(b);
+        hub.send(change(b, BookingStatus::Held));
+        hub.send(change(b, BookingStatus::Cancelled));
+        assert_eq!(out.try_recv().map(|c| c.status), Ok(BookingStatus::Cancelled));
+        assert!(out.try_recv().is_err(), "the first status crossed");
+        // What another node said reaches the watchers here and is not offered back.
+        assert!(hub.receive_remote(change(b, BookingStatus::Confirmed)));
+        assert!(out.try_recv().is_err());
+    }
+
     #[tokio::test]
     async fn the_last_watcher_gone_forgets_the_booking() {
         let hub = Arc::new(StatusHub::default());

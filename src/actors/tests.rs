@@ -138,3 +138,24 @@ async fn a_change_racing_another_on_the_same_booking_is_a_conflict_not_an_outage
     let again = f.registry.hold_for_payment(f.event, held.id, until).await.unwrap_err();
     assert_eq!(again, BookingError::NotPayable);
 }
+
+#[tokio::test]
+async fn remote_availability_reaches_watchers_and_never_overrides_the_owner() {
+    let f = fixture(10, |_| {}).await;
+    let hub = f.registry.hub();
+    let remote = crate::domain::inventory::Counts { capacity: 10, held: 3, sold: 1 };
+    // Nobody watches here: nothing is kept.
+    hub.receive_remote_availability(f.event, remote, None);
+    assert!(hub.current(f.event).is_none());
+    let row = f.store.event(f.event).await.unwrap().unwrap();
+    let mut rx = hub.subscribe(&row).await.unwrap();
+    assert_eq!(rx.borrow_and_update().counts.held, 0);
+    hub.receive_remote_availability(f.event, remote, None);
+    assert!(rx.has_changed().unwrap(), "the watcher was not woken");
+    assert_eq!(rx.borrow_and_update().counts, remote);
+    // Once this node owns the event, its actor is the truth.
+    f.registry.claim(f.event, claim(f.user, 2)).await.unwrap();
+    eventually("the owner's snapshot", || hub.current(f.event).is_some_and(|s| s.counts.held == 2)).await;
+    hub.receive_remote_availability(f.event, remote, None);
+    assert_eq!(hub.current(f.event).unwrap().counts.held, 2);
+}
