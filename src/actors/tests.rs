@@ -25,12 +25,15 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
     store.insert_user(&row).await.unwrap();
     let event = EventId::new();
     store
-        .insert_event(&EventRow {
-            id: event,
-            max_per_booking: capacity,
-            max_per_user: capacity,
-            ..EventRow::general_admission("t", "v", capacity, 100)
-        })
+        .insert_event(
+            &EventRow {
+                id: event,
+                max_per_booking: capacity,
+                max_per_user: capacity,
+                ..EventRow::general_admission("t", "v", capacity, 100)
+            },
+            None,
+        )
         .await
         .unwrap();
     let mut s = EngineSettings {
