@@ -70,13 +70,16 @@ async fn seed(store: &Store, capacity: i64) -> anyhow::Result<(UserId, EventId)>
     store.insert_user(&row).await?;
     let event = EventId::new();
     store
-        .insert_event(&EventRow {
-            id: event,
-            max_per_booking: 10,
-            // One user claims over and over: no per-account limit.
-            max_per_user: capacity,
-            ..EventRow::general_admission("hot", "bench", capacity, 1000)
-        })
+        .insert_event(
+            &EventRow {
+                id: event,
+                max_per_booking: 10,
+                // One user claims over and over: no per-account limit.
+                max_per_user: capacity,
+                ..EventRow::general_admission("hot", "bench", capacity, 1000)
+            },
+            None,
+        )
         .await?;
     Ok((user, event))
 }

@@ -92,12 +92,15 @@ async fn seeded(url: &str, max: u32) -> (Store, UserId, EventId) {
     store.insert_user(&row).await.unwrap();
     let event = EventId::new();
     store
-        .insert_event(&EventRow {
-            id: event,
-            // One user claims over and over: no per-account limit.
-            max_per_user: i64::from(i32::MAX),
-            ..EventRow::general_admission("b", "v", i64::from(i32::MAX), 100)
-        })
+        .insert_event(
+            &EventRow {
+                id: event,
+                // One user claims over and over: no per-account limit.
+                max_per_user: i64::from(i32::MAX),
+                ..EventRow::general_admission("b", "v", i64::from(i32::MAX), 100)
+            },
+            None,
+        )
         .await
         .unwrap();
     (store, user, event)

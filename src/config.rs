@@ -281,6 +281,11 @@ pub struct Config {
     /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
     #[arg(long, env = "KAFKA_SASL_MECHANISM", default_value = "PLAIN")]
     pub kafka_sasl_mechanism: String,
+    /// How long the sales analytics remember a counted domain event's id, to skip a copy of it,
+    /// in hours (then pruned). Keep it above the Kafka topic's retention: a consumer that lost
+    /// its position reads again from the earliest record kept. At least 168 (the outbox's 7 days).
+    #[arg(long, env = "ANALYTICS_DEDUP_RETENTION_HOURS", default_value_t = 720)]
+    pub analytics_dedup_retention_hours: u64,
 }
 
 /// Production refuses SQLite (a container's file system is not a durable store), and the
@@ -405,6 +410,7 @@ impl Default for Config {
             kafka_sasl_username: None,
             kafka_sasl_password: None,
             kafka_sasl_mechanism: "PLAIN".into(),
+            analytics_dedup_retention_hours: 720,
         }
     }
 }
@@ -468,6 +474,10 @@ impl Config {
         }
         if self.kafka_topic.is_empty() {
             anyhow::bail!("KAFKA_TOPIC must not be empty");
+        }
+        // Shorter than the outbox keeps its rows (7 days) would forget ids a replay can bring back.
+        if self.analytics_dedup_retention_hours < 168 {
+            anyhow::bail!("ANALYTICS_DEDUP_RETENTION_HOURS must be at least 168 (7 days)");
         }
         if self.notification_max_attempts == 0 {
             anyhow::bail!("NOTIFICATION_MAX_ATTEMPTS must be at least 1");

@@ -31,12 +31,15 @@ pub async fn load(store: &Store) -> anyhow::Result<usize> {
         let starts_at =
             (now + Duration::days(*days)).date_naive().and_hms_opt(19, 30, 0).expect("valid time").and_utc();
         store
-            .insert_event(&EventRow {
-                description: (*description).into(),
-                starts_at,
-                currency: "USD".into(),
-                ..EventRow::general_admission(title, venue, *capacity, *price)
-            })
+            .insert_event(
+                &EventRow {
+                    description: (*description).into(),
+                    starts_at,
+                    currency: "USD".into(),
+                    ..EventRow::general_admission(title, venue, *capacity, *price)
+                },
+                None,
+            )
             .await?;
         created += 1;
     }

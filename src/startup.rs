@@ -26,7 +26,7 @@ use crate::payments::{PaymentSettings, Payments};
 use crate::persistence::Store;
 use crate::receipts::{ReceiptStorage, Receipts, RetrySettings};
 use crate::shared::SharedState;
-use crate::stream::analytics::{AnalyticsConsumer, AnalyticsMsg, AnalyticsSource};
+use crate::stream::analytics::{AnalyticsConsumer, AnalyticsMsg, AnalyticsSettings, AnalyticsSource};
 use crate::stream::kafka::{KafkaHealth, KafkaSettings, KafkaSink, SinkMsg};
 
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
@@ -83,12 +83,24 @@ impl Background {
 
 /// How often the analytics look for new domain events when idle.
 const ANALYTICS_POLL: Duration = Duration::from_millis(250);
+/// How often the analytics forget ids counted longer ago than their retention.
+const ANALYTICS_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The sales analytics of a worker process: from the Kafka topic when there is one, else from
 /// the outbox (see `crate::stream::analytics`).
-async fn start_analytics(store: &Store, kafka: Option<KafkaSettings>) -> anyhow::Result<ActorRef<AnalyticsMsg>> {
+async fn start_analytics(
+    config: &Config,
+    store: &Store,
+    kafka: Option<KafkaSettings>,
+    clock: Clock,
+) -> anyhow::Result<ActorRef<AnalyticsMsg>> {
     let source = kafka.map_or(AnalyticsSource::Outbox, AnalyticsSource::Kafka);
-    let (consumer, _) = Actor::spawn(None, AnalyticsConsumer, (store.clone(), source, ANALYTICS_POLL)).await?;
+    let settings = AnalyticsSettings {
+        poll: ANALYTICS_POLL,
+        dedup_retention: Duration::from_secs(config.analytics_dedup_retention_hours * 3600),
+        prune_every: ANALYTICS_PRUNE_EVERY,
+    };
+    let (consumer, _) = Actor::spawn(None, AnalyticsConsumer, (store.clone(), source, settings, clock)).await?;
     Ok(consumer)
 }
 
@@ -146,7 +158,7 @@ impl Application {
             lease: Duration::from_secs(config.event_lease_secs),
             pipeline_depth: config.journal_pipeline_depth,
             payment_grace: Duration::from_secs(30),
-            clock,
+            clock: clock.clone(),
         };
         let registry =
             Registry::start(store.clone(), settings, Duration::from_millis(config.snapshot_refresh_ms)).await?;
@@ -247,11 +259,13 @@ impl Application {
         // The Kafka sink, with its own cursor in the outbox.
         let kafka = KafkaHealth::default();
         let analytics = match config.role {
-            ProcessRole::All => Some(start_analytics(&store, kafka_settings.clone()).await?),
+            ProcessRole::All => Some(start_analytics(&config, &store, kafka_settings.clone(), clock.clone()).await?),
             ProcessRole::Api | ProcessRole::Worker => None,
         };
         let sink = match kafka_settings {
-            Some(settings) => Some(Actor::spawn(None, KafkaSink, (store.clone(), settings, kafka.clone())).await?.0),
+            Some(settings) => {
+                Some(Actor::spawn(None, KafkaSink, (store.clone(), settings, kafka.clone(), clock.clone())).await?.0)
+            }
             None => None,
         };
         let workers = match config.role {
@@ -314,7 +328,7 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()> + Sen
     let bus = Bus::new(config.amqp_url.as_deref(), &config.amqp_prefix);
     let receipts = receipts(&config, &store)?;
     let workers = start_workers(&config, &store, &bus, &receipts).await?;
-    let analytics = start_analytics(&store, KafkaSettings::from_config(&config)).await?;
+    let analytics = start_analytics(&config, &store, KafkaSettings::from_config(&config), Clock::system()).await?;
     let sampler = crate::telemetry::spawn_sampler(store.clone(), bus.clone(), crate::telemetry::SAMPLE_EVERY);
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))

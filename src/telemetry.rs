@@ -107,6 +107,21 @@ fn describe() {
     gauge!("boxoffice_kafka_up").increment(0.0);
     describe_gauge!("boxoffice_kafka_backlog", "Domain events waiting for Kafka in the outbox");
     gauge!("boxoffice_kafka_backlog").increment(0.0);
+    describe_gauge!(
+        "boxoffice_kafka_oldest_unsent_seconds",
+        "Age of the oldest domain event waiting for Kafka in the outbox (0 when none waits)"
+    );
+    gauge!("boxoffice_kafka_oldest_unsent_seconds").increment(0.0);
+    describe_gauge!(
+        "boxoffice_analytics_backlog",
+        "Domain events the sales analytics have not counted yet (outbox rows, or Kafka records behind the high watermarks)"
+    );
+    gauge!("boxoffice_analytics_backlog").increment(0.0);
+    describe_gauge!(
+        "boxoffice_analytics_lag_seconds",
+        "How far behind the stream the sales figures are, in seconds (0 when caught up)"
+    );
+    gauge!("boxoffice_analytics_lag_seconds").increment(0.0);
     describe_counter!("boxoffice_kafka_published_total", "Domain events acknowledged by Kafka");
     counter!("boxoffice_kafka_published_total").increment(0);
     describe_counter!("boxoffice_analytics_events_applied_total", "Domain events counted into the sales figures");

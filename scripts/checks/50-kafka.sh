@@ -41,6 +41,18 @@ wait_ready() {
   return 1
 }
 
+# wait_metric NAME CONDITION SECS: polls /metrics until NAME's value v satisfies the awk CONDITION.
+wait_metric() {
+  local end=$((SECONDS + $3)) v=
+  while [[ $SECONDS -lt $end ]]; do
+    v=$(curl -s "$base/metrics" | awk -v n="$1" '$1 == n {print $2}')
+    if [[ -n "$v" ]] && awk -v v="$v" "BEGIN {exit !($2)}"; then return 0; fi
+    sleep 0.3
+  done
+  echo "metrics: $1 = ${v:-absent}" >&2
+  return 1
+}
+
 # ---- tools: tansu (cargo), kafka-python + jsonschema + moto (pip, in an ignored venv) ---------
 scripts/tansu.sh install >/dev/null || { fail "tansu installed"; finish; }
 venv=$root/.cache/kafka-venv
@@ -119,8 +131,12 @@ if wait_ready 'down' 30; then ok "/readyz stays 200 and says kafka is down"; els
 if wait "$driver"; then ok "bookings succeed while the broker is down"; else fail "traffic with kafka down: $(tail -3 "$tmp/drive2.err")"; fi
 if sum3=$(drive 6 three); then ok "more bookings while the broker is down"; else fail "traffic (broker down)"; fi
 wait_ready 'down \([1-9][0-9]* events waiting\)' 10 && ok "events wait in the outbox" || fail "backlog while down"
+wait_metric boxoffice_kafka_backlog 'v > 0' 10 && wait_metric boxoffice_kafka_oldest_unsent_seconds 'v >= 1' 10 \
+  && ok "metrics: the sink's backlog and the age of its oldest event while down" || fail "lag metrics while down"
 start_broker || { fail "tansu restarted"; finish; }
 wait_ready 'up \(0 events waiting\)' 90 && ok "sink caught up after the restart" || fail "sink caught up after the restart"
+wait_metric boxoffice_kafka_backlog 'v == 0' 10 && wait_metric boxoffice_kafka_oldest_unsent_seconds 'v == 0' 10 \
+  && ok "metrics: backlog and age back to 0 after the restart" || fail "lag metrics after the restart"
 verify "$sum1" "$(cat "$tmp/sum2")" "$sum3"
 
 [[ $failed -eq 0 ]] || { echo "--- engine log (tail)"; tail -30 "$tmp/engine.log"; echo "--- tansu log (tail)"; tail -15 "$tmp"/tansu-*.log; }

@@ -44,9 +44,16 @@ pub struct ClaimCmd {
 
 pub enum EventMsg {
     Claim(ClaimCmd, Reply<BookingRow>),
-    /// Cancels a live booking; carries the row the caller read (ownership already checked) and
-    /// changes to write in the same transaction.
-    Cancel(BookingRow, CancelReason, Vec<JournalOp>, Reply<BookingRow>),
+    /// Cancels a live booking; carries the row the caller read (ownership already checked),
+    /// changes to write in the same transaction, and the request that caused it (for the
+    /// domain event).
+    Cancel {
+        booking: BookingRow,
+        reason: CancelReason,
+        with: Vec<JournalOp>,
+        request_id: Option<String>,
+        reply: Reply<BookingRow>,
+    },
     /// A held booking was paid for: confirms it, writing the given changes with it.
     Confirm(BookingRow, Vec<JournalOp>, Reply<BookingRow>),
     /// A payment started: the hold must not expire before `until` (the saga settles it).
@@ -55,10 +62,18 @@ pub enum EventMsg {
     /// event is refused and stays unused.
     CheckIn {
         booking: BookingRow,
+        request_id: Option<String>,
         reply: Reply<BookingRow>,
     },
-    Update(EventPatch, Reply<EventRow>),
-    Delete(Reply<()>),
+    Update {
+        patch: EventPatch,
+        request_id: Option<String>,
+        reply: Reply<EventRow>,
+    },
+    Delete {
+        request_id: Option<String>,
+        reply: Reply<()>,
+    },
     /// Answers once nothing is pending or being written (graceful shutdown).
     Drain(RpcReplyPort<()>),
     /// The journal finished writing batch `seq` (`true`: the write was fenced).
@@ -451,6 +466,7 @@ impl EventState {
         row: BookingRow,
         reason: CancelReason,
         mut with: Vec<JournalOp>,
+        request_id: Option<String>,
         reply: Reply<BookingRow>,
     ) {
         let now = self.ctx.settings.clock.now();
@@ -471,7 +487,7 @@ impl EventState {
             refund: was == BookingStatus::Confirmed,
             quantity: row.quantity,
         };
-        with.push(self.announce(now, id, cancelled, None));
+        with.push(self.announce(now, id, cancelled, request_id));
         let op = JournalOp::Release {
             booking_id: id,
             quantity: live.quantity as i64,
@@ -512,7 +528,13 @@ impl EventState {
     /// Admits a ticket at this event's door: answered once the admission is durable. The
     /// verdicts that need no write (wrong door, unknown, used) come first, so a second scan
     /// racing the first is told the ticket was used rather than asked to retry.
-    fn check_in(&mut self, myself: &ActorRef<EventMsg>, row: BookingRow, reply: Reply<BookingRow>) {
+    fn check_in(
+        &mut self,
+        myself: &ActorRef<EventMsg>,
+        row: BookingRow,
+        request_id: Option<String>,
+        reply: Reply<BookingRow>,
+    ) {
         if row.event_id != self.event.id {
             let _ = reply.send(Err(BookingError::WrongEvent { ticket_event: row.event_id }));
             return;
@@ -541,7 +563,7 @@ impl EventState {
         let updated = BookingRow { checked_in_at: Some(now), updated_at: now, ..row };
         let op = JournalOp::CheckIn { booking_id: id, at: now };
         let admitted = EventData::TicketCheckedIn { user_id: updated.user_id, quantity: updated.quantity };
-        let announce = self.announce(now, id, admitted, None);
+        let announce = self.announce(now, id, admitted, request_id);
         self.queue_with(op, vec![announce], id, None, Some(Waiter::Booking(reply, updated, Instant::now(), false)));
         self.flush(myself);
     }
@@ -689,13 +711,13 @@ impl Actor for EventActor {
             EventMsg::Claim(_, reply) if state.failed.is_some() => {
                 let _ = reply.send(Err(unavailable("the event is restarting; retry")));
             }
-            EventMsg::Update(_, reply) if state.failed.is_some() => {
+            EventMsg::Update { reply, .. } if state.failed.is_some() => {
                 let _ = reply.send(Err(unavailable("the event is restarting; retry")));
             }
             EventMsg::CheckIn { reply, .. } if state.failed.is_some() => {
                 let _ = reply.send(Err(unavailable("the event is restarting; retry")));
             }
-            EventMsg::Delete(reply) if state.failed.is_some() => {
+            EventMsg::Delete { reply, .. } if state.failed.is_some() => {
                 let _ = reply.send(Err(unavailable("the event is restarting; retry")));
             }
             EventMsg::Claim(cmd, reply) => {
@@ -709,7 +731,7 @@ impl Actor for EventActor {
                     None => state.accept_claim(&myself, cmd, reply, received),
                 }
             }
-            EventMsg::Cancel(row, reason, with, reply) => {
+            EventMsg::Cancel { booking: row, reason, with, request_id, reply } => {
                 state.last_activity = Instant::now();
                 if let Some(refused) = state.cancel_refused(&row, reason).filter(|_| state.failed.is_none()) {
                     let _ = reply.send(Err(refused));
@@ -719,7 +741,7 @@ impl Actor for EventActor {
                     Err(e) => {
                         let _ = reply.send(Err(e.unwrap_or(BookingError::NotCancellable)));
                     }
-                    Ok(()) => state.cancel(&myself, row, reason, with, reply),
+                    Ok(()) => state.cancel(&myself, row, reason, with, request_id, reply),
                 }
             }
             EventMsg::Confirm(row, with, reply) => {
@@ -731,9 +753,9 @@ impl Actor for EventActor {
                     Ok(()) => state.confirm(&myself, row, with, reply),
                 }
             }
-            EventMsg::CheckIn { booking, reply } => {
+            EventMsg::CheckIn { booking, request_id, reply } => {
                 state.last_activity = Instant::now();
-                state.check_in(&myself, booking, reply);
+                state.check_in(&myself, booking, request_id, reply);
             }
             EventMsg::HoldForPayment(id, until, reply) => {
                 state.last_activity = Instant::now();
@@ -749,10 +771,10 @@ impl Actor for EventActor {
                 };
                 let _ = reply.send(result);
             }
-            EventMsg::Update(patch, reply) => {
-                let _ = reply.send(update(state, &myself, patch).await);
+            EventMsg::Update { patch, request_id, reply } => {
+                let _ = reply.send(update(state, &myself, patch, request_id).await);
             }
-            EventMsg::Delete(reply) => {
+            EventMsg::Delete { request_id, reply } => {
                 if state.inv.live_bookings() > 0 {
                     let _ = reply.send(Err(BookingError::HasBookings));
                     return Ok(());
@@ -764,7 +786,7 @@ impl Actor for EventActor {
                 match state
                     .ctx
                     .store
-                    .delete_event(state.event.id, state.event.owner_epoch, state.ctx.settings.clock.now())
+                    .delete_event(state.event.id, state.event.owner_epoch, state.ctx.settings.clock.now(), request_id)
                     .await
                 {
                     Ok(()) => {
@@ -824,6 +846,7 @@ async fn update(
     state: &mut EventState,
     myself: &ActorRef<EventMsg>,
     patch: EventPatch,
+    request_id: Option<String>,
 ) -> Result<EventRow, BookingError> {
     state.last_activity = Instant::now();
     let mut patch = patch;
@@ -855,7 +878,7 @@ async fn update(
         state.inv.set_capacity(capacity).map_err(|in_use| BookingError::CapacityConflict { in_use })?;
     }
     let now = state.ctx.settings.clock.now();
-    match state.ctx.store.update_event(state.event.id, state.event.owner_epoch, &patch, now).await {
+    match state.ctx.store.update_event(state.event.id, state.event.owner_epoch, &patch, now, request_id).await {
         Ok(()) => {}
         Err(e) => {
             let _ = state.inv.set_capacity(previous);

@@ -229,15 +229,23 @@ impl Registry {
     }
 
     /// Cancels a live booking. `with`: changes written in the same transaction (a failed
-    /// payment and its announcement).
+    /// payment and its announcement); `request_id`: the request that caused it.
     pub async fn cancel(
         &self,
         booking: BookingRow,
         reason: CancelReason,
         with: Vec<JournalOp>,
+        request_id: Option<String>,
     ) -> Result<BookingRow, BookingError> {
         let id = booking.event_id;
-        self.call(id, move |r| EventMsg::Cancel(booking.clone(), reason, with.clone(), r)).await
+        self.call(id, move |reply| EventMsg::Cancel {
+            booking: booking.clone(),
+            reason,
+            with: with.clone(),
+            request_id: request_id.clone(),
+            reply,
+        })
+        .await
     }
 
     /// Confirms a held booking (paid), writing `with` in the same transaction.
@@ -248,8 +256,18 @@ impl Registry {
 
     /// Admits `booking`'s ticket at the door of event `door` (refused, and left unused, if the
     /// ticket belongs to another event).
-    pub async fn check_in(&self, door: EventId, booking: BookingRow) -> Result<BookingRow, BookingError> {
-        self.call(door, move |reply| EventMsg::CheckIn { booking: booking.clone(), reply }).await
+    pub async fn check_in(
+        &self,
+        door: EventId,
+        booking: BookingRow,
+        request_id: Option<String>,
+    ) -> Result<BookingRow, BookingError> {
+        self.call(door, move |reply| EventMsg::CheckIn {
+            booking: booking.clone(),
+            request_id: request_id.clone(),
+            reply,
+        })
+        .await
     }
 
     /// Keeps a held booking from expiring until `until` while its payment runs.
@@ -267,12 +285,18 @@ impl Registry {
         self.ctx.outbox_wake.clone()
     }
 
-    pub async fn update(&self, id: EventId, patch: EventPatch) -> Result<EventRow, BookingError> {
-        self.call(id, move |r| EventMsg::Update(patch.clone(), r)).await
+    pub async fn update(
+        &self,
+        id: EventId,
+        patch: EventPatch,
+        request_id: Option<String>,
+    ) -> Result<EventRow, BookingError> {
+        self.call(id, move |reply| EventMsg::Update { patch: patch.clone(), request_id: request_id.clone(), reply })
+            .await
     }
 
-    pub async fn delete(&self, id: EventId) -> Result<(), BookingError> {
-        self.call(id, EventMsg::Delete).await
+    pub async fn delete(&self, id: EventId, request_id: Option<String>) -> Result<(), BookingError> {
+        self.call(id, move |reply| EventMsg::Delete { request_id: request_id.clone(), reply }).await
     }
 
     /// Takes and starts the events that have holds but no live owner (at start-up, and

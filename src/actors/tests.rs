@@ -25,14 +25,17 @@ async fn fixture(capacity: i64, settings: impl FnOnce(&mut EngineSettings)) -> F
     store.insert_user(&row).await.unwrap();
     let event = EventId::new();
     store
-        .insert_event(&EventRow {
-            id: event,
-            max_per_booking: capacity,
-            max_per_user: capacity,
-            // Ahead, so bookings may still be cancelled.
-            starts_at: chrono::Utc::now() + chrono::Duration::days(1),
-            ..EventRow::general_admission("t", "v", capacity, 100)
-        })
+        .insert_event(
+            &EventRow {
+                id: event,
+                max_per_booking: capacity,
+                max_per_user: capacity,
+                // Ahead, so bookings may still be cancelled.
+                starts_at: chrono::Utc::now() + chrono::Duration::days(1),
+                ..EventRow::general_admission("t", "v", capacity, 100)
+            },
+            None,
+        )
         .await
         .unwrap();
     let mut s = EngineSettings {
@@ -129,7 +132,7 @@ async fn a_change_racing_another_on_the_same_booking_is_a_conflict_not_an_outage
     let until = chrono::Utc::now() + chrono::Duration::minutes(5);
     // The cancel is being written when the payment's hold arrives (both are in the mailbox).
     let (cancelled, paying) = tokio::join!(
-        f.registry.cancel(held.clone(), crate::domain::booking::CancelReason::User, vec![]),
+        f.registry.cancel(held.clone(), crate::domain::booking::CancelReason::User, vec![], None),
         f.registry.hold_for_payment(f.event, held.id, until),
     );
     assert_eq!(cancelled.unwrap().status, crate::domain::booking::BookingStatus::Cancelled);

@@ -175,6 +175,7 @@ async fn cancel_booking(
     State(state): State<AppState>,
     AuthUser(p): AuthUser,
     Path(id): Path<Uuid>,
+    RequestId(request_id): RequestId,
 ) -> Result<Json<BookingView>> {
-    Ok(Json(state.office.cancel(&p, BookingId(id)).await?.into()))
+    Ok(Json(state.office.cancel(&p, BookingId(id), request_id).await?.into()))
 }

@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::contract::{AdminOnly, IdPath, JsonBody, Limited};
-use super::extract::{Admin, Json, Path, Query};
+use super::extract::{Admin, Json, Path, Query, RequestId};
 use super::{AppState, Error, Problem, Result};
 use crate::domain::event::{self, EventChangesDraft, EventDraft};
 use crate::domain::ids::EventId;
@@ -219,6 +219,7 @@ pub struct CreateEvent {
 async fn create_event(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    RequestId(request_id): RequestId,
     Json(b): Json<CreateEvent>,
 ) -> Result<(StatusCode, Json<EventView>)> {
     let draft = EventDraft {
@@ -233,7 +234,7 @@ async fn create_event(
         max_per_booking: b.max_per_booking,
         max_per_user: b.max_per_user,
     };
-    let row = state.office.create_event(draft).await?;
+    let row = state.office.create_event(draft, request_id).await?;
     // The lists of every node may now miss it.
     state.shared.events.invalidate(row.id).await;
     tracing::info!(event_id = %row.id, capacity = row.capacity, admin = %admin.user_id, "event created");
@@ -303,6 +304,7 @@ async fn update_event(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<Uuid>,
+    RequestId(request_id): RequestId,
     Json(b): Json<UpdateEvent>,
 ) -> Result<Json<EventView>> {
     let draft = EventChangesDraft {
@@ -317,7 +319,7 @@ async fn update_event(
         max_per_user: b.max_per_user,
         seat_map_given: b.seat_map.is_some(),
     };
-    let row = state.office.update_event(EventId(id), draft).await?;
+    let row = state.office.update_event(EventId(id), draft, request_id).await?;
     state.shared.events.invalidate(row.id).await;
     Ok(Json(EventView::new(&state, row)))
 }
@@ -326,8 +328,13 @@ async fn update_event(
     responses((status = 204, description = "deleted"), AdminOnly, IdPath, Limited,
         (status = 404, description = "not_found: no such event", body = Problem),
         (status = 409, description = "event_has_bookings", body = Problem)))]
-async fn delete_event(State(state): State<AppState>, Admin(admin): Admin, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    state.registry.delete(EventId(id)).await?;
+async fn delete_event(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<Uuid>,
+    RequestId(request_id): RequestId,
+) -> Result<StatusCode> {
+    state.registry.delete(EventId(id), request_id).await?;
     state.shared.events.invalidate(EventId(id)).await;
     tracing::info!(event_id = %id, admin = %admin.user_id, "event deleted");
     Ok(StatusCode::NO_CONTENT)

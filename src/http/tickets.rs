@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::contract::{AdminOnly, IdPath, JsonBody, Limited};
-use super::extract::{Admin, Json, Path};
+use super::extract::{Admin, Json, Path, RequestId};
 use super::{AppState, Problem, Result};
 use crate::domain::ids::EventId;
 
@@ -47,9 +47,10 @@ async fn check_in(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(event_id): Path<Uuid>,
+    RequestId(request_id): RequestId,
     Json(req): Json<CheckInRequest>,
 ) -> Result<Json<Admission>> {
-    let b = state.office.check_in(EventId(event_id), &req.code).await?;
+    let b = state.office.check_in(EventId(event_id), &req.code, request_id).await?;
     tracing::info!(booking_id = %b.id, by = %admin.user_id, "admitted at the door");
     Ok(Json(Admission {
         booking_id: b.id.0,

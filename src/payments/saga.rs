@@ -215,7 +215,12 @@ impl SagaState {
                 },
                 announce(now, Some(&booking), p, failed(p, reason)),
             ];
-            match self.ctx.registry.cancel(booking.clone(), CancelReason::PaymentFailed, with).await {
+            match self
+                .ctx
+                .registry
+                .cancel(booking.clone(), CancelReason::PaymentFailed, with, p.request_id.clone())
+                .await
+            {
                 Ok(_) => {}
                 Err(BookingError::NotCancellable | BookingError::EventNotFound) => {
                     let m = message(now, Some(&booking), p, failed(p, reason));

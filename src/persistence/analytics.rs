@@ -159,6 +159,25 @@ impl Store {
         Ok(n)
     }
 
+    /// How far the analytics are behind the outbox (their source without Kafka): the rows not
+    /// read yet, and when the oldest of them was written.
+    pub async fn analytics_lag(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+        const COUNT: &str = "SELECT COUNT(*) FROM outbox WHERE analytics_at IS NULL";
+        const OLDEST: &str = "SELECT created_at FROM outbox WHERE analytics_at IS NULL ORDER BY id LIMIT 1";
+        let (n,): (i64,) = on_pool!(self, p => sqlx::query_as(COUNT).fetch_one(p).await)?;
+        let oldest: Option<(DateTime<Utc>,)> = on_pool!(self, p => sqlx::query_as(OLDEST).fetch_optional(p).await)?;
+        Ok((n, oldest.map(|(t,)| t)))
+    }
+
+    /// Forgets which domain events counted before `before` were counted: a copy of one of
+    /// them arriving later would be counted again, so `before` must lie beyond every
+    /// redelivery window (the Kafka topic's retention, the outbox's). Returns how many went.
+    pub async fn prune_analytics_seen(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM analytics_seen WHERE applied_at < $1";
+        let n = on_pool!(self, p => sqlx::query(SQL).bind(before).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(n)
+    }
+
     /// The next offset to read in each partition of `topic` the consumer has read from.
     pub async fn analytics_offsets(&self, topic: &str) -> StoreResult<BTreeMap<i32, i64>> {
         const SQL: &str = "SELECT partition_id, next_offset FROM analytics_offsets WHERE topic = $1";

@@ -418,14 +418,17 @@ impl Store {
 
     // ---- events ------------------------------------------------------------------------
 
-    /// Stores a new event and, for a seated event, one row per seat.
-    pub async fn insert_event(&self, e: &EventRow) -> StoreResult<()> {
+    /// Stores a new event and, for a seated event, one row per seat. `request_id` (here and
+    /// in the changes below): the request that caused it, for the domain event.
+    pub async fn insert_event(&self, e: &EventRow, request_id: Option<String>) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO events (id, title, description, venue, starts_at, price_cents, currency, capacity, reserved, \
              seat_map, max_per_booking, max_per_user, owner_epoch, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $12, 0, $11, $11)";
         let seat_map = e.seat_map.as_ref().map(|m| serde_json::to_string(m).expect("seat map serialises"));
         let seat_ids: Vec<String> = e.seat_ids();
-        let created = OutboxEntry::new(DomainEvent::new(e.created_at, e.id, None, EventData::EventCreated(e.facts())));
+        let created = OutboxEntry::new(
+            DomainEvent::new(e.created_at, e.id, None, EventData::EventCreated(e.facts())).with_request_id(request_id),
+        );
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             sqlx::query(SQL)
@@ -536,6 +539,7 @@ impl Store {
         epoch: i64,
         patch: &EventPatch,
         now: DateTime<Utc>,
+        request_id: Option<String>,
     ) -> StoreResult<()> {
         const SQL: &str = "UPDATE events SET title = COALESCE($1, title), description = COALESCE($2, description), \
              venue = COALESCE($3, venue), starts_at = COALESCE($4, starts_at), price_cents = COALESCE($5, price_cents), \
@@ -557,7 +561,9 @@ impl Store {
             }
             let raw: RawEvent = sqlx::query_as(&read).bind(id.0).fetch_one(&mut *tx).await?;
             let row = EventRow::try_from(raw)?;
-            let updated = OutboxEntry::new(DomainEvent::new(now, id, None, EventData::EventUpdated(row.facts())));
+            let updated = OutboxEntry::new(
+                DomainEvent::new(now, id, None, EventData::EventUpdated(row.facts())).with_request_id(request_id.clone()),
+            );
             sqlx::query(journal::OUTBOX).bind(updated.topic()).bind(updated.payload()).bind(&updated.event.request_id)
                 .bind(now).execute(&mut *tx).await?;
             tx.commit().await?;
@@ -567,10 +573,17 @@ impl Store {
     }
 
     /// Soft-deletes an event this node owns that has no live booking.
-    pub async fn delete_event(&self, id: EventId, epoch: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn delete_event(
+        &self,
+        id: EventId,
+        epoch: i64,
+        now: DateTime<Utc>,
+        request_id: Option<String>,
+    ) -> StoreResult<()> {
         const SQL: &str = "UPDATE events SET deleted_at = $1, updated_at = $1 \
              WHERE id = $2 AND owner_epoch = $3 AND deleted_at IS NULL AND reserved = 0";
-        let deleted = OutboxEntry::new(DomainEvent::new(now, id, None, EventData::EventDeleted {}));
+        let deleted =
+            OutboxEntry::new(DomainEvent::new(now, id, None, EventData::EventDeleted {}).with_request_id(request_id));
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(SQL).bind(now).bind(id.0).bind(epoch).execute(&mut *tx).await?.rows_affected();

@@ -398,6 +398,13 @@ impl Store {
         Ok(n)
     }
 
+    /// When the oldest row not yet published to Kafka was written (by the partial index).
+    pub async fn kafka_oldest_unsent(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        const SQL: &str = "SELECT created_at FROM outbox WHERE kafka_sent_at IS NULL ORDER BY id LIMIT 1";
+        let oldest: Option<(DateTime<Utc>,)> = on_pool!(self, p => sqlx::query_as(SQL).fetch_optional(p).await)?;
+        Ok(oldest.map(|(t,)| t))
+    }
+
     /// Messages not yet published (for metrics and tests).
     pub async fn outbox_backlog(&self) -> StoreResult<i64> {
         const SQL: &str = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL";

@@ -91,13 +91,14 @@ impl BoxOffice {
 
     /// Cancels a live booking (its owner, or an admin). The event's actor refuses once the
     /// ticket was used at the door or the event started; a confirmed booking is refunded.
-    pub async fn cancel(&self, who: &Principal, id: BookingId) -> Result<BookingRow> {
+    /// `request_id` is the asking request's, for the domain event.
+    pub async fn cancel(&self, who: &Principal, id: BookingId, request_id: Option<String>) -> Result<BookingRow> {
         let b = self.visible_booking(who, id).await?;
         if !b.status.is_live() {
             return Err(BookingError::NotCancellable.into());
         }
         let reason = if b.user_id == who.user_id { CancelReason::User } else { CancelReason::Admin };
-        let row = self.registry.cancel(b, reason, Vec::new()).await?;
+        let row = self.registry.cancel(b, reason, Vec::new(), request_id).await?;
         tracing::info!(booking_id = %id, reason = reason.as_str(), "booking cancelled");
         Ok(row)
     }

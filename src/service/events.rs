@@ -8,7 +8,8 @@ use crate::domain::ids::EventId;
 use crate::persistence::EventRow;
 
 impl BoxOffice {
-    pub async fn create_event(&self, draft: EventDraft) -> Result<EventRow> {
+    /// `request_id` (here and below): the admin's request, for the domain event.
+    pub async fn create_event(&self, draft: EventDraft, request_id: Option<String>) -> Result<EventRow> {
         let spec = EventSpec::parse(draft).map_err(BookingError::Invalid)?;
         let now = self.clock.now();
         let row = EventRow {
@@ -28,13 +29,18 @@ impl BoxOffice {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_event(&row).await?;
+        self.store.insert_event(&row, request_id).await?;
         Ok(row)
     }
 
     /// Changes an event through its actor, so a change cannot race the claims it affects.
-    pub async fn update_event(&self, id: EventId, draft: EventChangesDraft) -> Result<EventRow> {
+    pub async fn update_event(
+        &self,
+        id: EventId,
+        draft: EventChangesDraft,
+        request_id: Option<String>,
+    ) -> Result<EventRow> {
         let changes = EventChanges::parse(draft).map_err(BookingError::Invalid)?;
-        Ok(self.registry.update(id, changes).await?)
+        Ok(self.registry.update(id, changes, request_id).await?)
     }
 }

@@ -11,7 +11,8 @@ use crate::persistence::BookingRow;
 impl BoxOffice {
     /// Admits the ticket `code` at the door of `door`, once. A ticket of another event is
     /// refused and stays valid for its own event.
-    pub async fn check_in(&self, door: EventId, code: &str) -> Result<BookingRow> {
+    /// `request_id`: the door's request, for the domain event.
+    pub async fn check_in(&self, door: EventId, code: &str, request_id: Option<String>) -> Result<BookingRow> {
         let code = normalise_ticket_code(code).map_err(|m| BookingError::Invalid(FieldErrors::single("code", m)))?;
         // A cancelled booking keeps its code but admits nobody.
         let booking = match self.store.booking_by_ticket_code(&code).await? {
@@ -19,6 +20,6 @@ impl BoxOffice {
             _ => return Err(BookingError::NoSuchTicket.into()),
         };
         // The door's actor decides: it serialises admission with cancellation.
-        Ok(self.registry.check_in(door, booking).await?)
+        Ok(self.registry.check_in(door, booking, request_id).await?)
     }
 }

@@ -13,16 +13,28 @@
 //! recorded as counted, so a second copy (a record produced twice, a replay after a crash, two
 //! worker processes reading the same rows) is skipped. A consumer killed at any point leaves
 //! figures and position in step; the next one goes on from there.
+//!
+//! The record of counted ids (`analytics_seen`) is pruned periodically: ids counted longer
+//! ago than `ANALYTICS_DEDUP_RETENTION_HOURS` (by the engine's clock) are forgotten. That window
+//! must outlast every way a copy can come back: a record produced twice sits next to the first,
+//! a replay after a restart starts at the committed position, and a reset after the broker
+//! dropped unread records starts at the earliest record the topic keeps (its retention).
+//!
+//! Lag: after each round the consumer exports how many domain events wait for it
+//! (`boxoffice_analytics_backlog`) and how far behind the figures are in time
+//! (`boxoffice_analytics_lag_seconds`); the `BoxofficeAnalyticsBehind` alert reads it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rskafka::client::Client;
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 
 use super::kafka::{KafkaSettings, bounded};
+use crate::clock::Clock;
 use crate::domain::stream::DomainEvent;
 use crate::persistence::{AnalyticsPosition, Applied, Store};
 
@@ -44,6 +56,70 @@ impl AnalyticsSource {
     }
 }
 
+/// How the consumer runs.
+#[derive(Debug, Clone)]
+pub struct AnalyticsSettings {
+    /// How often to look for new domain events when idle.
+    pub poll: Duration,
+    /// How long the id of a counted domain event is kept to recognise a copy.
+    pub dedup_retention: Duration,
+    /// How often ids older than that are pruned.
+    pub prune_every: Duration,
+}
+
+/// Forgets the ids of domain events counted longer than `retention` ago (by `clock`);
+/// returns how many were forgotten.
+pub async fn prune_seen(store: &Store, clock: &Clock, retention: Duration) -> anyhow::Result<u64> {
+    let before = clock.now() - chrono::Duration::from_std(retention)?;
+    Ok(store.prune_analytics_seen(before).await?)
+}
+
+/// How far the consumer is behind the stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ConsumerLag {
+    /// Domain events not counted yet.
+    pub backlog: i64,
+    /// How long ago the oldest of them happened (or an upper bound): 0 when caught up.
+    pub age: Duration,
+}
+
+impl ConsumerLag {
+    fn export(self) {
+        metrics::gauge!("boxoffice_analytics_backlog").set(self.backlog as f64);
+        metrics::gauge!("boxoffice_analytics_lag_seconds").set(self.age.as_secs_f64());
+    }
+}
+
+/// The lag of the outbox source: unread rows, and the age of the oldest by `clock`.
+pub async fn outbox_lag(store: &Store, clock: &Clock) -> anyhow::Result<ConsumerLag> {
+    let (backlog, oldest) = store.analytics_lag().await?;
+    Ok(ConsumerLag { backlog, age: age_of(oldest, clock) })
+}
+
+fn age_of(t: Option<DateTime<Utc>>, clock: &Clock) -> Duration {
+    t.and_then(|t| (clock.now() - t).to_std().ok()).unwrap_or_default()
+}
+
+/// Where the consumer stands in one partition, as of its last fetch.
+#[derive(Debug, Clone, Copy, Default)]
+struct PartitionLag {
+    /// Records between the position and the high watermark.
+    behind: i64,
+    /// Time of the last record read (the next one is no older).
+    read_up_to: Option<DateTime<Utc>>,
+}
+
+/// The lag of the Kafka source: records behind the high watermarks; the age is that of the
+/// last record read in the partition furthest behind in time, an upper bound of the unread
+/// records' age (their timestamps are unknown until fetched), which keeps growing while the
+/// broker cannot be reached.
+fn kafka_lag(partitions: &BTreeMap<i32, PartitionLag>, clock: &Clock) -> ConsumerLag {
+    let waiting = partitions.values().filter(|p| p.behind > 0);
+    let backlog = waiting.clone().map(|p| p.behind).sum();
+    let oldest = waiting.filter_map(|p| p.read_up_to).min();
+    ConsumerLag { backlog, age: age_of(oldest, clock) }
+}
+
 /// Outbox rows read at once (one transaction each).
 const BATCH: u32 = 500;
 /// Bytes fetched from a partition at once (at most).
@@ -60,7 +136,7 @@ fn count(done: Applied) {
 
 /// Reads and counts the oldest outbox rows the analytics have not read; returns how many rows
 /// were read (0: nothing waits). Rows nobody can read are passed over with the others.
-pub async fn consume_outbox(store: &Store, limit: u32) -> anyhow::Result<usize> {
+pub async fn consume_outbox(store: &Store, clock: &Clock, limit: u32) -> anyhow::Result<usize> {
     let rows = store.analytics_unread(limit).await?;
     if rows.is_empty() {
         return Ok(0);
@@ -68,7 +144,7 @@ pub async fn consume_outbox(store: &Store, limit: u32) -> anyhow::Result<usize> 
     let (events, _unreadable) = crate::bus::read_events(store, &rows).await?;
     let events: Vec<DomainEvent> = events.into_iter().map(|(_, e)| e).collect();
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let done = store.apply_analytics(&events, AnalyticsPosition::Outbox(&ids), crate::domain::now()).await?;
+    let done = store.apply_analytics(&events, AnalyticsPosition::Outbox(&ids), clock.now()).await?;
     count(done);
     Ok(rows.len())
 }
@@ -117,14 +193,20 @@ fn events_of(records: &[rskafka::record::RecordAndOffset], partition: i32) -> Ve
 pub enum AnalyticsMsg {
     /// Read what waits; answered when done (the ticker waits, so ticks never pile up).
     Poll(RpcReplyPort<()>),
+    /// Forget the ids counted longer ago than the retention.
+    Prune,
 }
 
 pub struct AnalyticsConsumer;
 
 pub struct ConsumerState {
     store: Store,
+    clock: Clock,
+    settings: AnalyticsSettings,
     source: AnalyticsSource,
     topic: Option<Topic>,
+    /// Per partition of the Kafka source, as of the last fetch.
+    partitions: BTreeMap<i32, PartitionLag>,
     /// No attempt before this (after a failure), and whether the failure was logged.
     quiet_until: Option<Instant>,
     ticker: Option<tokio::task::JoinHandle<()>>,
@@ -166,19 +248,25 @@ impl ConsumerState {
                         "kafka position out of range; reading from the earliest record"
                     );
                     self.store
-                        .reset_analytics_offset(&s.topic, p, earliest, crate::domain::now())
+                        .reset_analytics_offset(&s.topic, p, earliest, self.clock.now())
                         .await
                         .map_err(|e| e.to_string())?;
                     continue;
                 }
                 Err(e) => return Err(format!("fetch: {e}")),
             };
-            let Some(last) = records.last().map(|r| r.offset) else { continue };
+            let lag = self.partitions.entry(p).or_default();
+            let Some(last) = records.last() else {
+                lag.behind = (high - offset).max(0);
+                continue;
+            };
+            let (last, read_up_to) = (last.offset, last.record.timestamp);
             let events = events_of(&records, p);
             let at = AnalyticsPosition::Kafka { topic: &s.topic, partition: p, next_offset: last + 1 };
-            let done =
-                self.store.apply_analytics(&events, at, crate::domain::now()).await.map_err(|e| e.to_string())?;
+            let done = self.store.apply_analytics(&events, at, self.clock.now()).await.map_err(|e| e.to_string())?;
             count(done);
+            let lag = self.partitions.entry(p).or_default();
+            *lag = PartitionLag { behind: (high - (last + 1)).max(0), read_up_to: Some(read_up_to) };
             more |= last + 1 < high;
         }
         Ok(more)
@@ -187,17 +275,37 @@ impl ConsumerState {
     async fn consume_some(&mut self) -> Result<bool, String> {
         match self.source.clone() {
             AnalyticsSource::Outbox => {
-                let n = consume_outbox(&self.store, BATCH).await.map_err(|e| e.to_string())?;
+                let n = consume_outbox(&self.store, &self.clock, BATCH).await.map_err(|e| e.to_string())?;
                 Ok(n as u32 == BATCH)
             }
             AnalyticsSource::Kafka(s) => self.consume_kafka(&s).await.inspect_err(|_| self.topic = None),
         }
     }
 
+    /// Exports how far behind the figures are (after every round, failed ones too).
+    async fn export_lag(&self) {
+        let lag = match &self.source {
+            AnalyticsSource::Outbox => match outbox_lag(&self.store, &self.clock).await {
+                Ok(lag) => lag,
+                Err(e) => {
+                    tracing::debug!(error = %e, "analytics lag not read");
+                    return;
+                }
+            },
+            AnalyticsSource::Kafka(_) => kafka_lag(&self.partitions, &self.clock),
+        };
+        lag.export();
+    }
+
     async fn poll(&mut self) {
         if self.quiet_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
+        self.consume_all().await;
+        self.export_lag().await;
+    }
+
+    async fn consume_all(&mut self) {
         loop {
             match self.consume_some().await {
                 Ok(true) => continue,
@@ -223,15 +331,16 @@ impl ConsumerState {
 impl Actor for AnalyticsConsumer {
     type Msg = AnalyticsMsg;
     type State = ConsumerState;
-    /// The store, where to read, and how often to look when idle.
-    type Arguments = (Store, AnalyticsSource, Duration);
+    /// The store, where to read, how to run, and the clock ids and lag are aged by.
+    type Arguments = (Store, AnalyticsSource, AnalyticsSettings, Clock);
 
     async fn pre_start(
         &self,
         myself: ActorRef<AnalyticsMsg>,
-        (store, source, every): Self::Arguments,
+        (store, source, settings, clock): Self::Arguments,
     ) -> Result<ConsumerState, ActorProcessingErr> {
         let me = myself.clone();
+        let every = settings.poll;
         // One poll at a time: a long one (an outage, a large backlog) does not pile ticks up.
         let ticker = tokio::spawn(async move {
             loop {
@@ -241,8 +350,20 @@ impl Actor for AnalyticsConsumer {
                 }
             }
         });
+        // At start too: a process restarted more often than hourly still prunes.
+        let _ = myself.cast(AnalyticsMsg::Prune);
+        myself.send_interval(settings.prune_every, || AnalyticsMsg::Prune);
         tracing::info!(source = %source.describe(), "sales analytics starting");
-        Ok(ConsumerState { store, source, topic: None, quiet_until: None, ticker: Some(ticker) })
+        Ok(ConsumerState {
+            store,
+            clock,
+            settings,
+            source,
+            topic: None,
+            partitions: BTreeMap::new(),
+            quiet_until: None,
+            ticker: Some(ticker),
+        })
     }
 
     async fn post_stop(&self, _: ActorRef<AnalyticsMsg>, state: &mut ConsumerState) -> Result<(), ActorProcessingErr> {
@@ -260,9 +381,15 @@ impl Actor for AnalyticsConsumer {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AnalyticsMsg::Poll(reply) => {
-                state.poll().await;
+                // Boxed: the round's future nests deep enough to overflow the compiler's layout depth.
+                Box::pin(state.poll()).await;
                 let _ = reply.send(());
             }
+            AnalyticsMsg::Prune => match prune_seen(&state.store, &state.clock, state.settings.dedup_retention).await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(forgotten, "ids of long-counted domain events pruned"),
+                Err(e) => tracing::warn!(error = %e, "counted ids not pruned; will try again"),
+            },
         }
         Ok(())
     }

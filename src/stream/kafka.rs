@@ -10,6 +10,10 @@
 //!
 //! Order: an event's records all go to one partition (the key's hash), in outbox id order,
 //! which for one event is its commit order (an event's journal batches commit in turn).
+//!
+//! Lag: after each attempt the sink exports how many outbox rows wait for Kafka
+//! (`boxoffice_kafka_backlog`) and how old the oldest of them is by the engine's clock
+//! (`boxoffice_kafka_oldest_unsent_seconds`); the `BoxofficeKafkaSinkBehind` alert reads it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +24,7 @@ use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandl
 use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::stream::DomainEvent;
 use crate::persistence::Store;
@@ -71,14 +76,33 @@ impl Default for KafkaHealth {
     }
 }
 
+/// How far the sink is behind the outbox: rows waiting, and the age of the oldest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SinkLag {
+    pub backlog: i64,
+    pub oldest_age: Duration,
+}
+
+impl SinkLag {
+    /// Reads the lag from the outbox, ages by `clock`.
+    pub async fn read(store: &Store, clock: &Clock) -> Result<Self, crate::persistence::StoreError> {
+        let backlog = store.kafka_backlog().await?;
+        let oldest = store.kafka_oldest_unsent().await?;
+        // A row written by a node whose clock runs ahead is not "negative" old.
+        let oldest_age = oldest.and_then(|t| (clock.now() - t).to_std().ok()).unwrap_or_default();
+        Ok(Self { backlog, oldest_age })
+    }
+}
+
 impl KafkaHealth {
-    fn set(&self, status: KafkaStatus, backlog: Option<i64>) {
+    fn set(&self, status: KafkaStatus, lag: Option<SinkLag>) {
         let mut s = self.0.lock().expect("kafka health lock");
         metrics::gauge!("boxoffice_kafka_up").set(if status == KafkaStatus::Up { 1.0 } else { 0.0 });
         s.0 = status;
-        if let Some(b) = backlog {
-            s.1 = b;
-            metrics::gauge!("boxoffice_kafka_backlog").set(b as f64);
+        if let Some(lag) = lag {
+            s.1 = lag.backlog;
+            metrics::gauge!("boxoffice_kafka_backlog").set(lag.backlog as f64);
+            metrics::gauge!("boxoffice_kafka_oldest_unsent_seconds").set(lag.oldest_age.as_secs_f64());
         }
     }
 
@@ -182,6 +206,7 @@ pub struct KafkaSink;
 
 pub struct SinkState {
     store: Store,
+    clock: Clock,
     settings: KafkaSettings,
     health: KafkaHealth,
     conn: Option<Connection>,
@@ -198,7 +223,7 @@ impl SinkState {
             return Ok(false);
         }
         let (events, unreadable) = crate::bus::read_events(&self.store, &rows).await.map_err(|e| e.to_string())?;
-        let now = crate::domain::now();
+        let now = self.clock.now();
         self.store.mark_kafka_sent(&unreadable, now).await.map_err(|e| e.to_string())?;
         if self.conn.is_none() {
             self.conn = Some(connect(&self.settings).await?);
@@ -220,7 +245,7 @@ impl SinkState {
                 return Err(e);
             }
             let ids: Vec<i64> = batch.iter().map(|(row, _)| *row).collect();
-            self.store.mark_kafka_sent(&ids, crate::domain::now()).await.map_err(|e| e.to_string())?;
+            self.store.mark_kafka_sent(&ids, self.clock.now()).await.map_err(|e| e.to_string())?;
             metrics::counter!("boxoffice_kafka_published_total").increment(n as u64);
         }
         Ok(rows.len() as u32 == BATCH)
@@ -237,8 +262,8 @@ impl SinkState {
                     if self.quiet_until.take().is_some() {
                         tracing::info!("kafka reachable again; outbox published");
                     }
-                    let backlog = self.store.kafka_backlog().await.ok();
-                    self.health.set(KafkaStatus::Up, backlog);
+                    let lag = SinkLag::read(&self.store, &self.clock).await.ok();
+                    self.health.set(KafkaStatus::Up, lag);
                     return;
                 }
                 Err(why) => {
@@ -246,8 +271,8 @@ impl SinkState {
                         tracing::warn!(error = %why, "kafka unreachable; events wait in the outbox");
                     }
                     self.quiet_until = Some(Instant::now() + RETRY_AFTER);
-                    let backlog = self.store.kafka_backlog().await.ok();
-                    self.health.set(KafkaStatus::Down(why), backlog);
+                    let lag = SinkLag::read(&self.store, &self.clock).await.ok();
+                    self.health.set(KafkaStatus::Down(why), lag);
                     return;
                 }
             }
@@ -258,12 +283,13 @@ impl SinkState {
 impl Actor for KafkaSink {
     type Msg = SinkMsg;
     type State = SinkState;
-    type Arguments = (Store, KafkaSettings, KafkaHealth);
+    /// The store, where to publish, the shared health, and the clock rows are aged by.
+    type Arguments = (Store, KafkaSettings, KafkaHealth, Clock);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SinkMsg>,
-        (store, settings, health): Self::Arguments,
+        (store, settings, health, clock): Self::Arguments,
     ) -> Result<SinkState, ActorProcessingErr> {
         // Down until the first publish or empty round proves otherwise.
         health.set(KafkaStatus::Down("not connected yet".into()), None);
@@ -279,7 +305,7 @@ impl Actor for KafkaSink {
             }
         });
         tracing::info!(brokers = ?settings.brokers, topic = %settings.topic, "kafka sink starting");
-        Ok(SinkState { store, settings, health, conn: None, quiet_until: None, ticker: Some(ticker) })
+        Ok(SinkState { store, clock, settings, health, conn: None, quiet_until: None, ticker: Some(ticker) })
     }
 
     async fn post_stop(&self, _: ActorRef<SinkMsg>, state: &mut SinkState) -> Result<(), ActorProcessingErr> {

@@ -2,7 +2,8 @@
 //! succeed and fail, cancellations with and without refund, an expiry, check-ins) spread over
 //! two hours and two engine processes, the figures at `GET /events/{id}/stats` equal what the
 //! bookings and payments tables say; a replay of the whole stream changes nothing (duplicates
-//! are skipped by domain-event id); only admins read them.
+//! are skipped by domain-event id); only admins read them. The consumer's lag is measured by
+//! the engine's clock, and the ids it counted are forgotten once older than their retention.
 
 use std::time::Duration;
 
@@ -13,7 +14,11 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-both_backends!(figures_equal_the_database_across_a_restart_and_a_replay, only_admins_read_the_figures);
+both_backends!(
+    figures_equal_the_database_across_a_restart_and_a_replay,
+    only_admins_read_the_figures,
+    the_lag_is_measured_and_counted_ids_are_pruned_by_age
+);
 
 const SAGA: Duration = Duration::from_secs(30);
 const PRICE: i64 = 1250;
@@ -243,4 +248,59 @@ async fn only_admins_read_the_figures(backend: Backend) {
     for name in ["boxoffice_analytics_events_applied_total", "boxoffice_analytics_duplicates_skipped_total"] {
         assert!(text.contains(name), "{name} is not exported");
     }
+}
+
+async fn count_seen(pool: &DbPool) -> i64 {
+    const SQL: &str = "SELECT COUNT(*) FROM analytics_seen";
+    let (n,): (i64,) = match pool {
+        DbPool::Pg(p) => sqlx::query_as(SQL).fetch_one(p).await.unwrap(),
+        DbPool::Sqlite(p) => sqlx::query_as(SQL).fetch_one(p).await.unwrap(),
+    };
+    n
+}
+
+/// An API process runs no consumer, so its outbox waits: the lag counts the rows and ages the
+/// oldest by the engine's clock, and reading them brings it to zero. The ids counted are kept
+/// for the retention (a replay within it counts nothing twice), then pruned.
+async fn the_lag_is_measured_and_counted_ids_are_pruned_by_age(backend: Backend) {
+    use boxoffice::domain::stream::DomainEvent;
+    use boxoffice::persistence::{AnalyticsPosition, Applied};
+    use boxoffice::stream::analytics::{ConsumerLag, consume_outbox, outbox_lag, prune_seen};
+
+    let clock = Clock::manual(Utc::now());
+    let app = TestApp::spawn_clocked(backend, clock.clone(), |c| {
+        c.role = boxoffice::config::ProcessRole::Api;
+        use_broker(c);
+    })
+    .await;
+    let admin = app.admin_token().await;
+    // Catalogue changes only: no hold that would expire when the clock moves.
+    let event = app.create_ga_event(5).await;
+    let path = format!("/events/{}", str_of(&event["id"]));
+    expect_json(app.patch(&path, Some(&admin), &json!({"title": "Renamed"})).await, 200).await;
+    let store = app.store();
+    let lag = outbox_lag(store, &clock).await.unwrap();
+    assert_eq!(lag.backlog, 2, "event.created and event.updated wait: {lag:?}");
+    clock.advance(Duration::from_secs(90));
+    let later = outbox_lag(store, &clock).await.unwrap();
+    assert_eq!(later, ConsumerLag { backlog: 2, age: lag.age + Duration::from_secs(90) });
+
+    assert_eq!(consume_outbox(store, &clock, 500).await.unwrap(), 2);
+    assert_eq!(outbox_lag(store, &clock).await.unwrap(), ConsumerLag::default(), "caught up");
+    let pool = app.db.pool().await;
+    assert_eq!(count_seen(&pool).await, 2);
+
+    let retention = Duration::from_secs(720 * 3600);
+    let events: Vec<DomainEvent> =
+        crate::stream::outbox_payloads(&app).await.iter().map(|(_, p)| serde_json::from_str(p).unwrap()).collect();
+    let replay = || store.apply_analytics(&events, AnalyticsPosition::Outbox(&[]), clock.now());
+    clock.advance(retention - Duration::from_secs(60));
+    assert_eq!(prune_seen(store, &clock, retention).await.unwrap(), 0, "nothing is older than the retention yet");
+    assert_eq!(replay().await.unwrap(), Applied { applied: 0, duplicates: 2 }, "a copy within the window is skipped");
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(prune_seen(store, &clock, retention).await.unwrap(), 2, "both ids are past the retention");
+    assert_eq!(count_seen(&pool).await, 0);
+    // Forgotten means a copy would count again: why the retention must outlast every redelivery.
+    assert_eq!(replay().await.unwrap(), Applied { applied: 2, duplicates: 0 });
+    pool.close().await;
 }
