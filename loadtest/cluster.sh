@@ -29,7 +29,7 @@ if [[ -n "$smoke" ]]; then
   vus=${VUS:-20} sale_secs=24 kill_at=6 restart_at=15 lease=3 events=4 capacity=5000 users=10
   hot_vus=10 hot_secs=3 hot_rounds=1 limit=300
 else
-  vus=${VUS:-1000} sale_secs=75 kill_at=25 restart_at=50 lease=10 events=8 capacity=40000 users=200
+  vus=${VUS:-1000} sale_secs=75 kill_at=25 restart_at=50 lease=10 events=8 capacity=60000 users=200
   hot_vus=200 hot_secs=8 hot_rounds=3 limit=900
 fi
 # Bounded whatever happens: the whole run is stopped after $limit seconds.
@@ -73,7 +73,11 @@ cargo build --release --quiet --bin boxoffice
 ulimit -n 65536 2>/dev/null || true
 psql "$server" -qc "CREATE DATABASE $db" >/dev/null
 dburl="${server%/*}/$db"
-sql() { psql "$dburl" -At -c "$1"; }
+sql() { # the PostgreSQL server is shared: a moment with all its connections taken is retried
+  local i
+  for i in $(seq 1 20); do psql "$dburl" -At -c "$1" 2>/dev/null && return 0; sleep 0.5; done
+  psql "$dburl" -At -c "$1"
+}
 ms() { date +%s%3N; }
 export ADMIN_EMAIL=admin@cluster.test ADMIN_PASSWORD=cluster-load-admin-password
 jwt="cluster-load-jwt-$(date +%s%N)-0123456789abcdef"
@@ -213,5 +217,8 @@ end=$(ms)
 cat >"$results/timeline.json" <<JSON
 {"start": $start, "kill": $kill_ms, "restart": $restart_ms, "end": $end, "victim": "$victim", "moved": [$moved]}
 JSON
-python3 loadtest/cluster_report.py "$console" "$setup" "$results/timeline.json" "$dburl"
+for n in 1 2 3; do
+  echo "   node-$n forwarded: $(curl -fs "http://127.0.0.1:${node_port[$n]}/metrics" | grep '^boxoffice_forwarded_requests_total' | sed 's/boxoffice_forwarded_requests_total//' | tr '\n' ' ')"
+done
 echo "   nginx answered: $(awk '{print $6}' "$results/gateway3/logs/access.log" | sort | uniq -c | sort -rn | tr '\n' ' ')"
+python3 loadtest/cluster_report.py "$console" "$setup" "$results/timeline.json" "$dburl"

@@ -1,6 +1,6 @@
 // Flash sale on a cluster (loadtest/cluster.sh): VUs hold seats on several events through the
 // gateway while the runner kills one node and starts it again. Every hold answer is written to
-// the console file as one line, `<ms> <status> <event index> <retry-after|-> <booking id|code|->`,
+// the console file as one line, `<ms> <status> <event index> <retry-after|-> <booking id|code[/gateway]|->`,
 // so that the runner can time the failover, check every error and find every 201 in the
 // database. The setup (events, users' tokens) comes from the file in SETUP_FILE.
 import http from 'k6/http';
@@ -33,7 +33,8 @@ export default function () {
     what = r.json('id');
     held.add(1);
   } else if (r.status >= 400 && r.body) {
-    try { what = r.json('code') || '-'; } catch (_) { what = 'not-json'; }
+    // The gateway's own 503 (a node died with the request on it) says so in its detail.
+    try { what = (r.json('code') || '-') + (String(r.json('detail')).includes('serving this request') ? '/gateway' : ''); } catch (_) { what = 'not-json'; }
   }
   console.log(`${Date.now()} ${r.status} ${ev} ${retry} ${what}`);
   if (r.status === 201) sleep(0.2 + Math.random() * 0.3);
