@@ -128,7 +128,8 @@ pub struct Config {
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
     /// Where the other nodes reach this one to forward writes of the events it owns, e.g.
-    /// `http://api-1:8080` (default: `http://` and BIND_ADDR, loopback if it binds all addresses).
+    /// `http://api-1:8080` (default: on Amazon ECS the task's private IP from its metadata
+    /// endpoint, else `http://` and BIND_ADDR, loopback if it binds all addresses).
     #[arg(long, env = "NODE_ADDR")]
     pub node_addr: Option<String>,
     /// How long an event stays a node's without renewal (renewed every third of it); after a

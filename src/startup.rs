@@ -182,12 +182,19 @@ impl Application {
         let local = listener.local_addr()?;
         let port = local.port();
         let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
+        let node_addr = match &config.node_addr {
+            Some(addr) => addr.clone(),
+            None => {
+                let ecs = std::env::var(crate::cluster::addr::ECS_METADATA_URI).ok();
+                crate::cluster::addr::default_node_addr(local, ecs.as_deref()).await
+            }
+        };
         // Registers this node and, every third of a lease, takes over the held events of nodes
         // that are gone (at start-up too: the events this process had before a restart).
         let cluster = Cluster::new(
             ClusterSettings {
                 node_id,
-                addr: config.node_addr.clone().unwrap_or_else(|| format!("http://{host}:{port}")),
+                addr: node_addr,
                 secret: config.cluster_secret.clone(),
                 lease: Duration::from_secs(config.event_lease_secs),
                 forward_timeout: Duration::from_millis(config.forward_timeout_ms),

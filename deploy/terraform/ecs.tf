@@ -39,6 +39,7 @@ data "aws_iam_policy_document" "read_secrets" {
       aws_secretsmanager_secret.redis_url.arn,
       aws_secretsmanager_secret.jwt.arn,
       aws_secretsmanager_secret.webhook.arn,
+      aws_secretsmanager_secret.cluster.arn,
       aws_secretsmanager_secret.smtp_url.arn,
     ]
   }

@@ -43,6 +43,10 @@ locals {
       REDIS_URL              = aws_secretsmanager_secret.redis_url.arn
       JWT_SECRET             = aws_secretsmanager_secret.jwt.arn
       PAYMENT_WEBHOOK_SECRET = aws_secretsmanager_secret.webhook.arn
+      # Writes for an event another task owns are forwarded there, to the NODE_ADDR the owner
+      # registered: unset on ECS, the engine takes it from the task metadata endpoint (the
+      # task's own private IP in awsvpc mode).
+      CLUSTER_SECRET         = aws_secretsmanager_secret.cluster.arn
     }
     worker = {
       DATABASE_URL           = aws_secretsmanager_secret.database_url.arn

@@ -10,6 +10,12 @@ resource "random_password" "webhook" {
   special = false
 }
 
+# Shared by the API tasks: a write forwarded to its event's owner carries it.
+resource "random_password" "cluster" {
+  length  = 64
+  special = false
+}
+
 resource "aws_secretsmanager_secret" "database_url" {
   name = "${local.name}/DATABASE_URL"
 }
@@ -55,6 +61,15 @@ resource "aws_secretsmanager_secret" "webhook" {
 resource "aws_secretsmanager_secret_version" "webhook" {
   secret_id     = aws_secretsmanager_secret.webhook.id
   secret_string = random_password.webhook.result
+}
+
+resource "aws_secretsmanager_secret" "cluster" {
+  name = "${local.name}/CLUSTER_SECRET"
+}
+
+resource "aws_secretsmanager_secret_version" "cluster" {
+  secret_id     = aws_secretsmanager_secret.cluster.id
+  secret_string = random_password.cluster.result
 }
 
 resource "aws_secretsmanager_secret" "smtp_url" {

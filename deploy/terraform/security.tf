@@ -46,6 +46,15 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
   to_port                      = local.container_port
 }
 
+# An API task forwards a write to the task that owns the event (its NODE_ADDR).
+resource "aws_vpc_security_group_ingress_rule" "tasks_from_tasks" {
+  security_group_id            = aws_security_group.tasks.id
+  referenced_security_group_id = aws_security_group.tasks.id
+  ip_protocol                  = "tcp"
+  from_port                    = local.container_port
+  to_port                      = local.container_port
+}
+
 resource "aws_vpc_security_group_egress_rule" "tasks_out" {
   security_group_id = aws_security_group.tasks.id
   description       = "Data stores, ECR, Secrets Manager, CloudWatch, the payment provider and the mail relay"

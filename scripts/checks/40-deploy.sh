@@ -193,6 +193,15 @@ python3 $here/echo_upstream.py "$ep" >"$tmp/echo.log" 2>&1 &
 pids+=($!)
 start_nginx nginx-echo "$eg" "$ep" || fail "nginx: echo gateway starts"
 wait_http "http://127.0.0.1:$eg/api/v1/x" 30 || fail "live: echo gateway answers"
+# A gateway whose only node is gone: the client is told to retry (503, Retry-After), never a bare 502.
+dg=$(free_port)
+start_nginx nginx-dead "$dg" "$(free_port)" || fail "nginx: gateway without a live node starts"
+wait_port "$dg" 30 || fail "live: gateway without a live node listens"
+dead=$(curl -s -o "$tmp/dead.json" -D - -X POST "http://127.0.0.1:$dg/api/v1/events/0190a0e4-0000-7000-8000-000000000001/bookings" | tr -d '\r')
+if grep -q '^HTTP/1.1 503' <<<"$dead" && grep -qi '^retry-after: 1$' <<<"$dead" && grep -qi '^content-type: application/problem+json' <<<"$dead" \
+  && python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["code"] == "unavailable"' "$tmp/dead.json"; then
+  ok "nginx: a node that does not answer gives 503 with Retry-After and a problem document"
+else fail "nginx: a node that does not answer gives 503 with Retry-After (got: $(head -1 <<<"$dead"))"; fi
 
 # Load through the gateway, so both engines and the gateway carry traffic.
 run "live: load through the gateway (holds, payments, cancels, streams)" \

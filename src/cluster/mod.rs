@@ -6,6 +6,8 @@
 //! Forwarded requests carry `CLUSTER_SECRET`: a forward without it is refused, and a trusted
 //! one is never forwarded again.
 
+pub mod addr;
+
 use std::sync::Arc;
 use std::time::Duration;
 
