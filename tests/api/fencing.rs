@@ -107,6 +107,9 @@ async fn stale_owner_is_fenced(backend: Backend) {
     while a.store().event(eid).await.unwrap().unwrap().owner_epoch == epoch {
         assert!(start.elapsed() < std::time::Duration::from_secs(10), "B never took over the expired lease");
         assert_eq!(tally.hold(&b, &t(2), &id, false).await, 201, "a hold on B while A's lease ran out");
+        // Paced: each hold here takes a seat, and a tight loop on a slow machine could use up
+        // the account's max_per_user before B's memo of the holder expires.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(a.store().event(eid).await.unwrap().unwrap().owner_epoch, epoch + 1);
 

@@ -250,6 +250,9 @@ pub fn test_config(db: &TestDb) -> Config {
         // turns these limits on where it tests them.
         auth_rate_limit_per_min: 0,
         auth_account_rate_limit_per_min: 0,
+        // Never the checkout's `web/dist` (the web check builds it): unknown paths must stay 404
+        // whether or not a build lies around. `web.rs` points tests at builds of its own.
+        web_dir: Some("/nonexistent/boxoffice-tests-serve-no-web-build".into()),
         ..Config::default()
     }
 }
