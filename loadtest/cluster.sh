@@ -19,6 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/ports.bash
+source scripts/lib/gateway.bash
 
 smoke=""
 [[ "${1:-}" == "--smoke" ]] && smoke=1
@@ -107,33 +108,13 @@ start_node() { # start_node N: node-N on its port (the same one when it is start
   done
 }
 
-# nginx with the project's gateway configuration as is; only its listen address and log file
-# are set here, and the upstreams file it includes lists the given loopback nodes.
+# nginx with the project's gateway configuration as is (scripts/lib/gateway.bash), in front of
+# the given nodes.
 start_gateway() { # start_gateway NAME PORT NODE...
-  local name=$1 port=$2 dir="$results/$1"; shift 2
-  mkdir -p "$dir/logs"
-  sed -e "s/listen 8080;/listen 127.0.0.1:$port;/" \
-      -e "s|access_log /dev/stdout boxoffice;|access_log $dir/logs/access.log boxoffice;|" deploy/nginx/gateway.conf >"$dir/gateway.conf"
-  grep -q "listen 127.0.0.1:$port;" "$dir/gateway.conf" || { echo "deploy/nginx/gateway.conf: no 'listen 8080;' to set" >&2; exit 1; }
-  : >"$dir/boxoffice-upstreams.conf"
-  for n in "$@"; do echo "server 127.0.0.1:${node_port[$n]} max_fails=3 fail_timeout=10s;" >>"$dir/boxoffice-upstreams.conf"; done
-  cat >"$dir/nginx.conf" <<NGINX
-daemon off;
-worker_processes 2;
-worker_rlimit_nofile 65536;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-  client_body_temp_path $dir/body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  include $dir/gateway.conf;
-}
-NGINX
-  "$NGINX" -t -q -p "$dir" -c "$dir/nginx.conf"
+  local name=$1 port=$2 dir="$results/$1" n ports=()
+  shift 2
+  for n in "$@"; do ports+=("${node_port[$n]}"); done
+  gateway_prefix "$dir" "$port" 2 8192 "${ports[@]}" || exit 1
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   other_pids+=($!)
   local end=$((SECONDS + 20))

@@ -112,6 +112,7 @@ run "dashboards: valid Grafana dashboard JSON" python3 $here/dashboards.py deplo
 
 # ---- live: engines on PostgreSQL, Prometheus, nginx ---------------------------------------------
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/gateway.bash"
 wait_http() { # wait_http URL SECONDS
   local end=$((SECONDS + $2))
   until curl -fsS -o /dev/null "$1" 2>/dev/null; do [[ $SECONDS -lt $end ]] || return 1; sleep 0.3; done
@@ -159,28 +160,9 @@ wait_http "http://127.0.0.1:$pp/-/ready" 60 || { fail "live: prometheus ready"; 
 # nginx with the gateway configuration, from a temporary prefix: one in front of both engines,
 # one in front of a header-echoing upstream (to see what the gateway sends on).
 start_nginx() { # start_nginx NAME PORT UPSTREAM_PORT...
-  local name=$1 port=$2 dir="$tmp/$1"; shift 2
-  mkdir -p "$dir/logs"
-  sed -e "s/listen 8080;/listen 127.0.0.1:$port;/" \
-      -e "s|access_log /dev/stdout boxoffice;|access_log $dir/logs/access.log boxoffice;|" deploy/nginx/gateway.conf >"$dir/gateway.conf"
-  : >"$dir/boxoffice-upstreams.conf"
-  for up in "$@"; do echo "server 127.0.0.1:$up max_fails=3 fail_timeout=10s;" >>"$dir/boxoffice-upstreams.conf"; done
-  cat >"$dir/nginx.conf" <<NGINX
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 256; }
-http {
-  client_body_temp_path $dir/body;
-  proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fastcgi;
-  uwsgi_temp_path $dir/uwsgi;
-  scgi_temp_path $dir/scgi;
-  include $dir/gateway.conf;
-}
-NGINX
-  "$NGINX" -t -q -p "$dir" -c "$dir/nginx.conf" || return 1
+  local dir="$tmp/$1" port=$2
+  shift 2
+  gateway_prefix "$dir" "$port" 1 256 "$@" || return 1
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   pids+=($!)
 }
