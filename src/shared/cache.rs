@@ -11,7 +11,10 @@
 //! cached lists on every node (admin writes are rare; reads are the crowd). Availability is not
 //! cached there either: a hit overlays the live counts this node has, and reads the counters of
 //! the other listed events in one primary-key query. A list filtered on availability
-//! (`available=true`) is never cached: which events it holds changes with every sale. A
+//! (`available=true`) is never cached: which events it holds changes with every sale. Nor is a
+//! list without a text or venue filter: its page is one range of the `starts_at` index, cheaper
+//! than the hit's counter read (measured with the release build: 0.38× the uncached rate for the
+//! first page, against 1.56× for a search, which scans). A
 //! generation number, bumped by every invalidation, keeps a list read before a change from
 //! being stored after it. At most [`LISTS_MAX`] lists are kept (filters are free text).
 
@@ -102,7 +105,9 @@ impl EventCache {
         filter: &EventFilter,
         live: impl Fn(EventId) -> bool,
     ) -> StoreResult<Vec<EventRow>> {
-        if self.0.ttl.is_zero() || filter.available_only {
+        // Only lists whose query scans are worth it (see the module's doc).
+        let scans = !filter.words.is_empty() || filter.venue.is_some();
+        if self.0.ttl.is_zero() || filter.available_only || !scans {
             return store.list_events(filter).await;
         }
         let key = format!("{filter:?}");
