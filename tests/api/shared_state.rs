@@ -40,6 +40,33 @@ async fn node(db: &TestDb, dir: &Path, name: &str, redis: &str, prefix: &str, ex
     s
 }
 
+/// Two nodes on one fresh database and the shared Redis under a key prefix of their own.
+struct Pair {
+    db: std::sync::Arc<TestDb>,
+    dir: tempfile::TempDir,
+    prefix: String,
+    a: Server,
+    b: Server,
+    client: Client,
+}
+
+impl Pair {
+    /// One more node beside the two, on the same database and Redis prefix.
+    async fn another(&self, name: &str) -> Server {
+        node(&self.db, self.dir.path(), name, &redis_url(), &self.prefix, &[]).await
+    }
+}
+
+async fn pair(backend: Backend, extra: &[(&str, &str)]) -> Pair {
+    let db = TestDb::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
+    let redis = redis_url();
+    let a = node(&db, dir.path(), "a", &redis, &prefix, extra).await;
+    let b = node(&db, dir.path(), "b", &redis, &prefix, extra).await;
+    Pair { db, dir, prefix, a, b, client: http_client() }
+}
+
 async fn readyz(client: &Client, node: &Server) -> (u16, Value) {
     let r = client.get(format!("{}/readyz", node.base)).send().await.expect("readyz answers");
     let status = r.status().as_u16();
@@ -71,16 +98,9 @@ async fn login_attempt(client: &Client, node: &Server, email: &str) -> u16 {
 }
 
 async fn rate_limit_holds_across_nodes(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
-    let redis = redis_url();
     // Three attempts a minute per account: the allowance is spent long before any comes back.
-    let limit = [("AUTH_ACCOUNT_RATE_LIMIT_PER_MIN", "3")];
-    let a = node(&db, dir.path(), "a", &redis, &prefix, &limit).await;
-    let b = node(&db, dir.path(), "b", &redis, &prefix, &limit).await;
-    let client = http_client();
-    assert_eq!(readyz(&client, &a).await.1["redis"], "up");
+    let Pair { a, b, client, .. } = &pair(backend, &[("AUTH_ACCOUNT_RATE_LIMIT_PER_MIN", "3")]).await;
+    assert_eq!(readyz(client, a).await.1["redis"], "up");
 
     // One client spread over two nodes, and the same client on one node.
     let (spread, single) = (unique_email("spread"), unique_email("single"));
@@ -88,10 +108,10 @@ async fn rate_limit_holds_across_nodes(backend: Backend) {
     let mut single_429 = 0;
     for i in 0..8 {
         let on = if i % 2 == 0 { &a } else { &b };
-        let s = login_attempt(&client, on, &spread).await;
+        let s = login_attempt(client, on, &spread).await;
         assert!(s == 401 || s == 429, "unexpected {s}");
         spread_429 += usize::from(s == 429);
-        let s = login_attempt(&client, &a, &single).await;
+        let s = login_attempt(client, a, &single).await;
         assert!(s == 401 || s == 429, "unexpected {s}");
         single_429 += usize::from(s == 429);
     }
@@ -100,13 +120,8 @@ async fn rate_limit_holds_across_nodes(backend: Backend) {
 }
 
 async fn logout_on_one_node_ends_the_access_token_on_another(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
-    let redis = redis_url();
-    let a = node(&db, dir.path(), "a", &redis, &prefix, &[]).await;
-    let b = node(&db, dir.path(), "b", &redis, &prefix, &[]).await;
-    let client = http_client();
+    let nodes = pair(backend, &[]).await;
+    let Pair { a, b, client, .. } = &nodes;
     let me = |n: &Server, token: &str| client.get(format!("{}/api/v1/auth/me", n.base)).bearer_auth(token).send();
     let login = || {
         client
@@ -117,7 +132,7 @@ async fn logout_on_one_node_ends_the_access_token_on_another(backend: Backend) {
 
     let session = tokens_of(&expect_json(login().await.unwrap(), 200).await);
     let other = tokens_of(&expect_json(login().await.unwrap(), 200).await);
-    assert_eq!(me(&b, &session.access).await.unwrap().status(), 200);
+    assert_eq!(me(b, &session.access).await.unwrap().status(), 200);
     let out = client
         .post(format!("{}/api/v1/auth/logout", a.base))
         .json(&json!({"refresh_token": session.refresh}))
@@ -126,16 +141,16 @@ async fn logout_on_one_node_ends_the_access_token_on_another(backend: Backend) {
         .unwrap();
     assert_eq!(out.status(), 204);
     // At once: the very next request on the other node is refused.
-    let refused = me(&b, &session.access).await.unwrap();
+    let refused = me(b, &session.access).await.unwrap();
     assert_eq!(refused.status(), 401);
     let problem: Value = refused.json().await.unwrap();
     assert!(str_of(&problem["detail"]).contains("revoked"), "{problem}");
-    assert_eq!(me(&a, &session.access).await.unwrap().status(), 401);
+    assert_eq!(me(a, &session.access).await.unwrap().status(), 401);
     // The same user's other session is untouched.
-    assert_eq!(me(&b, &other.access).await.unwrap().status(), 200);
+    assert_eq!(me(b, &other.access).await.unwrap().status(), 200);
 
     // A node started after the logout learns it from Redis.
-    let c = node(&db, dir.path(), "c", &redis, &prefix, &[]).await;
+    let c = nodes.another("c").await;
     assert_eq!(me(&c, &session.access).await.unwrap().status(), 401);
 
     // A refresh token used twice (the second time on another node) ends its session: the
@@ -155,7 +170,7 @@ async fn logout_on_one_node_ends_the_access_token_on_another(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(reuse.status(), 401);
-    for n in [&a, &b, &c] {
+    for n in [a, b, &c] {
         assert_eq!(me(n, &rotated.access).await.unwrap().status(), 401, "{} still takes the token", n.base);
         assert_eq!(me(n, &other.access).await.unwrap().status(), 401);
     }
@@ -291,20 +306,14 @@ async fn redis_stopped_mid_traffic_degrades_and_recovers(backend: Backend) {
 }
 
 async fn an_event_change_on_one_node_is_seen_at_once_on_another(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
-    let redis = redis_url();
-    let a = node(&db, dir.path(), "a", &redis, &prefix, &[]).await;
-    let b = node(&db, dir.path(), "b", &redis, &prefix, &[]).await;
-    let client = http_client();
-    let admin = admin_token(&client, &a.base).await;
-    let id = str_of(&create_event_on(&client, &a.base, &admin, json!({"capacity": 10})).await["id"]).to_owned();
+    let Pair { a, b, client, .. } = &pair(backend, &[]).await;
+    let admin = admin_token(client, &a.base).await;
+    let id = str_of(&create_event_on(client, &a.base, &admin, json!({"capacity": 10})).await["id"]).to_owned();
     let detail = |n: &Server| client.get(format!("{}/api/v1/events/{id}", n.base)).send();
 
     // Node b caches the event (the second read is a hit).
-    let first = expect_json(detail(&b).await.unwrap(), 200).await;
-    let again = expect_json(detail(&b).await.unwrap(), 200).await;
+    let first = expect_json(detail(b).await.unwrap(), 200).await;
+    let again = expect_json(detail(b).await.unwrap(), 200).await;
     assert_eq!(first["title"], again["title"]);
     let metrics = client.get(format!("{}/metrics", b.base)).send().await.unwrap().text().await.unwrap();
     assert!(metric(&metrics, "boxoffice_event_cache_total{result=\"hit\"}") >= 1.0, "no cache hit on b");
@@ -318,7 +327,7 @@ async fn an_event_change_on_one_node_is_seen_at_once_on_another(backend: Backend
         .await
         .unwrap();
     expect_json(patched, 200).await;
-    let seen = expect_json(detail(&b).await.unwrap(), 200).await;
+    let seen = expect_json(detail(b).await.unwrap(), 200).await;
     assert_eq!(seen["title"], "Renamed on node a", "{seen}");
     assert_eq!(seen["price_cents"], 4200);
 
@@ -331,37 +340,30 @@ async fn an_event_change_on_one_node_is_seen_at_once_on_another(backend: Backend
         .await
         .unwrap();
     expect_json(held, 201).await;
-    let after = expect_json(detail(&b).await.unwrap(), 200).await;
+    let after = expect_json(detail(b).await.unwrap(), 200).await;
     assert_eq!(after["available"], 7, "{after}");
     assert_eq!(after["title"], "Renamed on node a");
 }
 
 async fn the_event_list_on_another_node_is_never_stale_after_a_write(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("bxtest-{}", Uuid::new_v4().simple());
-    let redis = redis_url();
     // Cached lists would live ten minutes: what b shows fresh within a second came over Redis.
-    let ttl = [("EVENT_CACHE_TTL_SECS", "600")];
-    let a = node(&db, dir.path(), "a", &redis, &prefix, &ttl).await;
-    let b = node(&db, dir.path(), "b", &redis, &prefix, &ttl).await;
-    let client = http_client();
-    let admin = admin_token(&client, &a.base).await;
+    let Pair { a, b, client, .. } = &pair(backend, &[("EVENT_CACHE_TTL_SECS", "600")]).await;
+    let admin = admin_token(client, &a.base).await;
     let venue = format!("Hall-{}", Uuid::new_v4().simple());
-    let on_a = |fields: Value| create_event_on(&client, &a.base, &admin, fields);
+    let on_a = |fields: Value| create_event_on(client, &a.base, &admin, fields);
     let first = str_of(&on_a(json!({"capacity": 10, "venue": venue})).await["id"]).to_owned();
     let list = |n: &Server| client.get(format!("{}/api/v1/events?venue={venue}", n.base)).send();
     let hits = || async {
         let text = client.get(format!("{}/metrics", b.base)).send().await.unwrap().text().await.unwrap();
         metric(&text, "boxoffice_event_list_cache_total{result=\"hit\"}")
     };
-    let until = |want: fn(&Value) -> bool| list_until(&client, &b, &venue, want);
+    let until = |want: fn(&Value) -> bool| list_until(client, b, &venue, want);
 
     // b caches the list (later reads are hits).
-    let page = expect_json(list(&b).await.unwrap(), 200).await;
+    let page = expect_json(list(b).await.unwrap(), 200).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
     for _ in 0..2 {
-        expect_json(list(&b).await.unwrap(), 200).await;
+        expect_json(list(b).await.unwrap(), 200).await;
     }
     let hit = hits().await;
     assert!(hit >= 1.0, "no list cache hit on b");
@@ -386,7 +388,7 @@ async fn the_event_list_on_another_node_is_never_stale_after_a_write(backend: Ba
     until(|p| p["items"].as_array().unwrap().len() == 1).await;
 
     // A hold on a shows in b's cached list at its very next read: availability is never cached.
-    expect_json(list(&b).await.unwrap(), 200).await;
+    expect_json(list(b).await.unwrap(), 200).await;
     let before = hits().await;
     let held = client
         .post(format!("{}/api/v1/events/{first}/bookings", a.base))
@@ -396,7 +398,7 @@ async fn the_event_list_on_another_node_is_never_stale_after_a_write(backend: Ba
         .await
         .unwrap();
     expect_json(held, 201).await;
-    let page = expect_json(list(&b).await.unwrap(), 200).await;
+    let page = expect_json(list(b).await.unwrap(), 200).await;
     assert_eq!(page["items"][0]["available"], 7, "{page}");
     assert!(hits().await > before, "the list after the hold was not served from the cache");
 }
