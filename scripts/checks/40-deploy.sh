@@ -20,11 +20,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 here=scripts/checks/deploy
-passed=0
-failed=0
-failures=()
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $1"; failed=$((failed + 1)); failures+=("$1"); }
+source scripts/lib/tally.bash
 run() { # run NAME COMMAND...: one check, output kept short unless it fails
   local name=$1; shift
   local out; out=$(mktemp)

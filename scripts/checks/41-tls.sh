@@ -11,10 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
-passed=0
-failed=0
-ok() { echo "ok: $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
+source scripts/lib/tally.bash
 
 tmp=$(mktemp -d)
 chmod 755 "$tmp"

@@ -95,3 +95,15 @@ pub async fn create_event_on(client: &Client, base: &str, admin: &str, fields: s
         client.post(format!("{base}/api/v1/events")).bearer_auth(admin).json(&event_body(fields)).send().await.unwrap();
     expect_json(created, 201).await
 }
+
+/// Holds `quantity` seats of `event` on a running binary as `token`; expects the `201`.
+pub async fn hold_on(client: &Client, base: &str, token: &str, event: &str, quantity: u32) -> serde_json::Value {
+    let held = client
+        .post(format!("{base}/api/v1/events/{event}/bookings"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "quantity": quantity }))
+        .send()
+        .await
+        .unwrap();
+    expect_json(held, 201).await
+}

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::*;
-use crate::process::{Server, admin_token, create_event_on, free_port, start_binary_with, wait_healthy};
+use crate::process::{Server, admin_token, create_event_on, free_port, hold_on, start_binary_with, wait_healthy};
 
 postgres_only!(
     rate_limit_holds_across_nodes,
@@ -332,14 +332,7 @@ async fn an_event_change_on_one_node_is_seen_at_once_on_another(backend: Backend
     assert_eq!(seen["price_cents"], 4200);
 
     // Availability is live on b although b's cache holds the event: a hold on a shows at once.
-    let held = client
-        .post(format!("{}/api/v1/events/{id}/bookings", a.base))
-        .bearer_auth(&admin)
-        .json(&json!({"quantity": 3}))
-        .send()
-        .await
-        .unwrap();
-    expect_json(held, 201).await;
+    hold_on(client, &a.base, &admin, &id, 3).await;
     let after = expect_json(detail(b).await.unwrap(), 200).await;
     assert_eq!(after["available"], 7, "{after}");
     assert_eq!(after["title"], "Renamed on node a");
@@ -390,14 +383,7 @@ async fn the_event_list_on_another_node_is_never_stale_after_a_write(backend: Ba
     // A hold on a shows in b's cached list at its very next read: availability is never cached.
     expect_json(list(b).await.unwrap(), 200).await;
     let before = hits().await;
-    let held = client
-        .post(format!("{}/api/v1/events/{first}/bookings", a.base))
-        .bearer_auth(&admin)
-        .json(&json!({"quantity": 3}))
-        .send()
-        .await
-        .unwrap();
-    expect_json(held, 201).await;
+    hold_on(client, &a.base, &admin, &first, 3).await;
     let page = expect_json(list(b).await.unwrap(), 200).await;
     assert_eq!(page["items"][0]["available"], 7, "{page}");
     assert!(hits().await > before, "the list after the hold was not served from the cache");
