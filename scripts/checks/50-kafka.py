@@ -6,13 +6,14 @@
                                     reads the topic from the start (kafka-python, not the engine's
                                     client) and prints `ok: ...` / `FAIL: ...` lines
 
-Verification: every row of the engine's outbox (SQLite DB) is on the topic exactly once by id, in
-outbox order per key, each record's value validates against the AsyncAPI payload schema, and the
-admin stats equal what the driver did.
+Verification: every record batch carries the idempotent producer's id and gapless sequence
+numbers; every row of the engine's outbox (DB: its PostgreSQL URL) is on the topic exactly once
+by id, in outbox order per key; each record's value validates against the AsyncAPI payload
+schema; and the admin stats equal what the driver did.
 """
 
 import json
-import sqlite3
+import subprocess
 import sys
 import time
 import urllib.error
@@ -127,36 +128,81 @@ def verify(base, broker, topic, db, summaries):
         schema["components"] = doc["components"]
         validators[m["name"]] = jsonschema.Draft202012Validator(schema)
 
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT id, payload FROM outbox ORDER BY id").fetchall()
+    # The outbox as the database holds it (psql: no database driver to install).
+    out = subprocess.run(["psql", db, "-AtXq", "-c", "SELECT id || ' ' || payload::text FROM outbox ORDER BY id"],
+                         check=True, capture_output=True, text=True).stdout
     outbox = {}
-    for row_id, payload in rows:
+    for line in out.splitlines():
+        row_id, payload = line.split(" ", 1)
         ev = json.loads(payload)
-        outbox[ev["id"]] = (row_id, ev)
+        outbox[ev["id"]] = (int(row_id), ev)
+
+    # The record batches as fetched, to read what the producer wrote in their headers.
+    from kafka.record import memory_records
+    batches = {}  # partition -> {base offset: (producer id, epoch, base sequence, records)}
+    reading = [None]
+    next_batch = memory_records.MemoryRecords.next_batch
+
+    def spy(self, *a, **k):
+        b = next_batch(self, *a, **k)
+        if b is not None and hasattr(b, "producer_id"):
+            batches.setdefault(reading[0], {})[b.base_offset] = (
+                b.producer_id, b.producer_epoch, b.base_sequence, b.last_offset_delta + 1)
+        return b
+
+    memory_records.MemoryRecords.next_batch = spy
 
     consumer = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False, group_id=None,
                              consumer_timeout_ms=3000, api_version_auto_timeout_ms=10000)
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
     ends = consumer.end_offsets(parts)
     seen = {}
     invalid = 0
     per_key = {}
     deadline = time.time() + 60
-    while time.time() < deadline and any(consumer.position(p) < ends[p] for p in parts):
-        for recs in consumer.poll(timeout_ms=1000, max_records=5000).values():
-            for r in recs:
-                ev = json.loads(r.value)
-                seen[ev["id"]] = seen.get(ev["id"], 0) + 1
-                per_key.setdefault(r.key, []).append(ev["id"])
-                v = validators.get(ev.get("type"))
-                errs = list(v.iter_errors(ev)) if v else [jsonschema.ValidationError(f"no message {ev.get('type')}")]
-                if errs:
-                    invalid += 1
-                    if invalid <= 3:
-                        fail(f"record {ev['id']} breaks the AsyncAPI schema: {errs[0].message[:200]}")
+    # One partition at a time, so every batch fetched is known to belong to it.
+    for part in parts:
+        reading[0] = part.partition
+        consumer.assign([part])
+        consumer.seek_to_beginning(part)
+        while time.time() < deadline and consumer.position(part) < ends[part]:
+            for recs in consumer.poll(timeout_ms=1000, max_records=5000).values():
+                for r in recs:
+                    ev = json.loads(r.value)
+                    seen[ev["id"]] = seen.get(ev["id"], 0) + 1
+                    per_key.setdefault(r.key, []).append(ev["id"])
+                    v = validators.get(ev.get("type"))
+                    errs = list(v.iter_errors(ev)) if v else [jsonschema.ValidationError(f"no message {ev.get('type')}")]
+                    if errs:
+                        invalid += 1
+                        if invalid <= 3:
+                            fail(f"record {ev['id']} breaks the AsyncAPI schema: {errs[0].message[:200]}")
     consumer.close()
+    memory_records.MemoryRecords.next_batch = next_batch
+
+    # Idempotent producer: every batch carries a producer id, and each producer's sequence
+    # numbers on a partition run from 0 without a gap or a repeat (a repeat would be a resent
+    # batch the broker appended twice).
+    all_batches = [b for bs in batches.values() for b in bs.values()]
+    anonymous = sum(1 for b in all_batches if b[0] < 0)
+    producers = sorted({b[0] for b in all_batches})
+    (fail if anonymous or not all_batches else ok)(
+        f"every batch written by an idempotent producer ({len(all_batches)} batches, "
+        f"{anonymous} without a producer id, producer ids {producers})")
+    broken = []
+    for part, bs in batches.items():
+        runs = {}
+        for offset in sorted(bs):
+            pid, epoch, seq, n = bs[offset]
+            runs.setdefault((pid, epoch), []).append((seq, n))
+        for (pid, epoch), run in runs.items():
+            expect = 0
+            for seq, n in run:
+                if seq != expect:
+                    broken.append(f"partition {part} producer {pid}/{epoch}: sequence {seq}, expected {expect}")
+                expect = seq + n
+    (fail if broken else ok)(
+        f"producer sequence numbers without a gap or repeat per partition ({'; '.join(broken[:3]) or 'none'})")
 
     missing = [i for i in outbox if i not in seen]
     doubled = [i for i, c in seen.items() if c > 1]

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The Kafka sink and the Kafka-sourced analytics against a real Kafka-compatible broker (tansu,
-# scripts/tansu.sh) whose data lives in an S3-compatible server (moto), so it survives a restart:
+# scripts/tansu.sh) whose data lives in an S3-compatible server (moto), so it survives a restart.
+# The engine runs as an API process (ROLE=api: the API and the Kafka sink) and a worker process
+# (ROLE=worker: the analytics consumer, reading the topic) on one PostgreSQL database and RabbitMQ:
 #   1. holds, payments (tok_ok, tok_declined) and cancellations over HTTP; an independent consumer
-#      (kafka-python, 50-kafka.py) finds every outbox event on the topic once by id, in order per
-#      key, valid against /api/asyncapi.json; the admin stats equal what was done;
-#   2. the broker is stopped mid-traffic: bookings still succeed, /readyz stays 200 and says kafka is
-#      down; the broker is started again: the waiting copies arrive, none lost or doubled by id, and
-#      the stats again equal what was done.
+#      (kafka-python, 50-kafka.py) finds every record batch written by the idempotent producer and
+#      every outbox event on the topic once by id, in order per key, valid against
+#      /api/asyncapi.json; the admin stats equal what was done;
+#   2. mid-traffic the worker is killed (SIGKILL, its consumer mid-stream) and then the broker: bookings
+#      still succeed, /readyz stays 200 and says kafka is down; broker and worker are started again:
+#      the waiting copies arrive, none lost or doubled by id, and the stats, rebuilt by a consumer that
+#      resumed from the offsets it had committed with its figures, again equal what was done.
 # Prints `kafka: N passed, N failed`; bounded in time (every wait has a deadline).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,10 +21,16 @@ finish() { echo "kafka: $passed passed, $failed failed"; [[ $failed -eq 0 ]]; ex
 tmp=$(mktemp -d)
 pids=()
 tansu_pid=
+worker_pid=
+PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+AMQP_URL=${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+db_name=bx_kafka_$$
 cleanup() {
   [[ -n "$tansu_pid" ]] && kill "$tansu_pid" 2>/dev/null
+  [[ -n "$worker_pid" ]] && kill "$worker_pid" 2>/dev/null
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}" $tansu_pid; do wait "$p" 2>/dev/null; done
+  for p in "${pids[@]}" $tansu_pid $worker_pid; do wait "$p" 2>/dev/null; done
+  psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -82,21 +92,33 @@ kport=$(free_port)
 start_broker() { tansu_pid=$(scripts/tansu.sh start "$kport" "$tmp" s3://tansu/) && wait_port "$kport" 30; }
 start_broker || { fail "tansu started"; finish; }
 
+psql "$PG_URL" -qc "CREATE DATABASE $db_name" || { fail "database made"; finish; }
+db_url=${PG_URL%/*}/$db_name
 port=$(free_port)
+wport=$(free_port)
 base=http://127.0.0.1:$port
 topic=boxoffice.events
-(cd "$tmp" && exec env BIND_ADDR=127.0.0.1:$port DATABASE_URL="sqlite://$tmp/engine.db" RUST_LOG=info \
-  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$kport KAFKA_TOPIC=$topic \
+# What both processes share: the database, RabbitMQ (a prefix of this run's own), the topic.
+common=(DATABASE_URL="$db_url" AMQP_URL="$AMQP_URL" AMQP_PREFIX="bx-kafka-$$" RUST_LOG=info
+  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$kport KAFKA_TOPIC=$topic PAYMENT_PROVIDER_DELAY_MS=20)
+(cd "$tmp" && exec env "${common[@]}" ROLE=api BIND_ADDR=127.0.0.1:$port \
   ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD=kafka-admin-password-1 \
   AUTH_RATE_LIMIT_PER_MIN=0 AUTH_ACCOUNT_RATE_LIMIT_PER_MIN=0 WEBHOOK_RATE_LIMIT_PER_SEC=0 RATE_LIMIT_PER_SEC=0 \
-  PAYMENT_PROVIDER_DELAY_MS=20 MAIL_OUTBOX_DIR="$tmp/mail" "$BIN" serve) >"$tmp/engine.log" 2>&1 &
+  MAIL_OUTBOX_DIR="$tmp/mail" "$BIN" serve) >"$tmp/engine.log" 2>&1 &
 pids+=($!)
 wait_port "$port" 60 || { fail "engine started"; tail -20 "$tmp/engine.log"; finish; }
+start_worker() {
+  (cd "$tmp" && exec env "${common[@]}" ROLE=worker BIND_ADDR=127.0.0.1:$wport MAIL_OUTBOX_DIR="$tmp/mail" \
+    "$BIN" serve) >>"$tmp/worker.log" 2>&1 &
+  worker_pid=$!
+  wait_port "$wport" 60
+}
+start_worker || { fail "worker started"; tail -20 "$tmp/worker.log"; finish; }
 
 drive() { timeout 300 "$py" scripts/checks/50-kafka.py drive "$base" "$@"; }
 verify() {
   local out
-  out=$(timeout 180 "$py" scripts/checks/50-kafka.py verify "$base" "127.0.0.1:$kport" "$topic" "$tmp/engine.db" "$@" 2>&1)
+  out=$(timeout 180 "$py" scripts/checks/50-kafka.py verify "$base" "127.0.0.1:$kport" "$topic" "$db_url" "$@" 2>&1)
   while IFS= read -r line; do
     case "$line" in
       "ok: "*) ok "$phase: ${line#ok: }" ;;
@@ -117,7 +139,9 @@ verify "$sum1"
 phase=restart
 drive 12 two >"$tmp/sum2" 2>"$tmp/drive2.err" &
 driver=$!
-sleep 1 # traffic is under way when the broker goes (not a proof of anything: the checks below poll)
+sleep 1 # traffic is under way when the worker and the broker go (the checks below poll)
+# The analytics consumer dies mid-stream: figures and offsets it had not committed together are lost.
+kill -KILL "$worker_pid"; wait "$worker_pid" 2>/dev/null; worker_pid=
 # SIGKILL: on SIGTERM tansu shuts down gracefully and keeps serving open connections (the
 # engine's) for a while, so the sink would not see an outage; a crash is the case to survive.
 kill -KILL "$tansu_pid"
@@ -131,10 +155,12 @@ wait_ready 'down \([1-9][0-9]* events waiting\)' 10 && ok "events wait in the ou
 wait_metric boxoffice_kafka_backlog 'v > 0' 10 && wait_metric boxoffice_kafka_oldest_unsent_seconds 'v >= 1' 10 \
   && ok "metrics: the sink's backlog and the age of its oldest event while down" || fail "lag metrics while down"
 start_broker || { fail "tansu restarted"; finish; }
+start_worker && ok "worker started again" || fail "worker restarted"
 wait_ready 'up \(0 events waiting\)' 90 && ok "sink caught up after the restart" || fail "sink caught up after the restart"
 wait_metric boxoffice_kafka_backlog 'v == 0' 10 && wait_metric boxoffice_kafka_oldest_unsent_seconds 'v == 0' 10 \
   && ok "metrics: backlog and age back to 0 after the restart" || fail "lag metrics after the restart"
 verify "$sum1" "$(cat "$tmp/sum2")" "$sum3"
 
-[[ $failed -eq 0 ]] || { echo "--- engine log (tail)"; tail -30 "$tmp/engine.log"; echo "--- tansu log (tail)"; tail -15 "$tmp"/tansu-*.log; }
+[[ $failed -eq 0 ]] || { echo "--- engine log (tail)"; tail -30 "$tmp/engine.log"; echo "--- worker log (tail)";
+  tail -20 "$tmp/worker.log"; echo "--- tansu log (tail)"; tail -15 "$tmp"/tansu-*.log; }
 finish

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rskafka::client::Client;
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 
 use super::kafka::{KafkaSettings, bounded};
 use crate::clock::Clock;
@@ -155,8 +155,22 @@ struct Topic {
     partitions: BTreeMap<i32, PartitionClient>,
 }
 
+/// A client of the cluster, with SASL when configured.
+async fn client(s: &KafkaSettings) -> Result<Client, String> {
+    let mut builder = ClientBuilder::new(s.brokers.clone()).client_id("boxoffice-analytics");
+    if let Some((mechanism, user, password)) = &s.sasl {
+        let credentials = Credentials::new(user.clone(), password.clone());
+        builder = builder.sasl_config(match mechanism.as_str() {
+            "SCRAM-SHA-256" => SaslConfig::ScramSha256(credentials),
+            "SCRAM-SHA-512" => SaslConfig::ScramSha512(credentials),
+            _ => SaslConfig::Plain(credentials),
+        });
+    }
+    bounded("connect", builder.build()).await
+}
+
 async fn open_topic(s: &KafkaSettings) -> Result<Topic, String> {
-    let client = super::kafka::client(s).await?;
+    let client = client(s).await?;
     let topics = bounded("list topics", client.list_topics()).await?;
     // The sink makes the topic; until it did, there is nothing to read.
     let Some(topic) = topics.iter().find(|t| t.name == s.topic) else {

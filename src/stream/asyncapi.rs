@@ -64,8 +64,9 @@ pub fn document(kafka_topic: &str, exchange: &str) -> Value {
             "version": SCHEMA_VERSION.to_string(),
             "description": "Every change of a booking, payment, event or ticket, written to the outbox in the \
                 transaction of the change and published from there: to the RabbitMQ topic exchange (routing key = \
-                type) and, when configured, to a Kafka topic keyed by event_id. Delivery is at least once: consumers \
-                drop duplicates by `id`. Order is kept per event (Kafka partition by key; one relay per outbox)."
+                type) and, when configured, to a Kafka topic keyed by event_id, by an idempotent producer (a retry of \
+                the producer's own never appends a record twice). Delivery is still at least once (a record whose \
+                acknowledgement was lost to a crash of the engine is sent again): consumers drop duplicates by `id`. Order is kept per event (Kafka partition by key; one relay per outbox)."
         },
         "defaultContentType": "application/json",
         "channels": {

@@ -2,32 +2,39 @@
 //! event (show) id, with its own cursor in the outbox (`kafka_sent_at`), so RabbitMQ and Kafka
 //! progress independently and an outage of either delays only its own copies.
 //!
-//! Client: `rskafka` (pure Rust, tokio, no C library). A row is marked sent only after the
-//! broker acknowledged its record (acks = all), so nothing is lost; it has no idempotent
-//! producer (no `InitProducerId`), so a produce whose answer was lost is sent again and the
-//! topic may hold a second copy: every record carries the domain event's `id` (header and
-//! payload) and consumers drop duplicates by it (the analytics do; the AsyncAPI document says so).
+//! Client: `rdkafka` (librdkafka) with the idempotent producer (`enable.idempotence`, acks =
+//! all): the broker gives the producer an id, every batch carries it with a sequence number per
+//! partition, and a batch librdkafka sends again because its answer was lost is dropped by the
+//! broker instead of appended twice. A row is marked sent only after its delivery report, so
+//! nothing is lost. What a producer id cannot cover: rows produced but not yet marked when the
+//! engine died, or when the sink dropped its producer after an error, are sent again by a new
+//! producer (new id); every record carries the domain event's `id` (header and payload) and
+//! consumers drop such a copy by it (the analytics do; the AsyncAPI document says so).
 //!
 //! Order: an event's records all go to one partition (the key's hash), in outbox id order,
-//! which for one event is its commit order (an event's journal batches commit in turn).
+//! which for one event is its commit order (an event's journal batches commit in turn); the
+//! idempotent producer keeps a partition's order across its own retries.
 //!
 //! Lag: after each attempt the sink exports how many outbox rows wait for Kafka
 //! (`boxoffice_kafka_backlog`) and how old the oldest of them is by the engine's clock
 //! (`boxoffice_kafka_oldest_unsent_seconds`); the `BoxofficeKafkaSinkBehind` alert reads it.
+//! librdkafka's statistics give `boxoffice_kafka_producer_id` (-1 until the broker issued one).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
-use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
-use rskafka::record::Record;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::stream::DomainEvent;
 use crate::persistence::Store;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
 
 /// Where and how to publish.
 #[derive(Clone)]
@@ -121,8 +128,11 @@ impl KafkaHealth {
     }
 }
 
-/// Bounds connecting, looking up the topic, and one produce.
+/// Bounds looking up and creating the topic.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long librdkafka tries to deliver a record (its retries included) before it reports the
+/// record failed: how quickly a broker outage shows as `down`.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows read from the outbox at once.
 const BATCH: u32 = 500;
 /// Pause after a failure before the broker is tried again.
@@ -131,11 +141,6 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// The partition of an event's records: a stable function of the key.
 pub fn partition_of(event: &DomainEvent, partitions: i32) -> i32 {
     (event.event_id.0.as_u128() % partitions.max(1) as u128) as i32
-}
-
-struct Connection {
-    _client: Client,
-    partitions: BTreeMap<i32, PartitionClient>,
 }
 
 pub(crate) async fn bounded<T, E: std::fmt::Display>(
@@ -149,51 +154,160 @@ pub(crate) async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
-/// A client of the cluster (with SASL when configured); shared with the analytics consumer.
-pub(crate) async fn client(s: &KafkaSettings) -> Result<Client, String> {
-    let mut builder = ClientBuilder::new(s.brokers.clone()).client_id("boxoffice");
-    if let Some((mechanism, user, password)) = &s.sasl {
-        let credentials = Credentials::new(user.clone(), password.clone());
-        builder = builder.sasl_config(match mechanism.as_str() {
-            "SCRAM-SHA-256" => SaslConfig::ScramSha256(credentials),
-            "SCRAM-SHA-512" => SaslConfig::ScramSha512(credentials),
-            _ => SaslConfig::Plain(credentials),
-        });
-    }
-    bounded("connect", builder.build()).await
-}
+/// librdkafka's logs and statistics, into ours. Its connection errors repeat on every retry
+/// while a broker is away; the sink reports the outage itself (`/readyz`, `boxoffice_kafka_up`),
+/// so they are debug lines here.
+struct SinkContext;
 
-async fn connect(s: &KafkaSettings) -> Result<Connection, String> {
-    let client = client(s).await?;
-    let topics = bounded("list topics", client.list_topics()).await?;
-    let count = match topics.iter().find(|t| t.name == s.topic) {
-        Some(t) => t.partitions.len() as i32,
-        None => {
-            // A new cluster (or a broker that lost its topics): the sink makes its topic.
-            let controller = bounded("controller", async { client.controller_client() }).await?;
-            bounded("create topic", controller.create_topic(&s.topic, s.partitions, 1, 5_000)).await?;
-            tracing::info!(topic = %s.topic, partitions = s.partitions, "kafka topic created");
-            s.partitions
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::warn!(facility = fac, message = log_message, "librdkafka")
+            }
+            _ => tracing::debug!(facility = fac, message = log_message, "librdkafka"),
         }
-    };
-    let mut partitions = BTreeMap::new();
-    for p in 0..count {
-        let pc = bounded("partition", client.partition_client(s.topic.clone(), p, UnknownTopicHandling::Error)).await?;
-        partitions.insert(p, pc);
     }
-    Ok(Connection { _client: client, partitions })
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(error = %error, reason, "librdkafka error");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let id = statistics.eos.map_or(-1, |e| e.producer_id);
+        metrics::gauge!("boxoffice_kafka_producer_id").set(id as f64);
+    }
 }
 
-fn record_of(row: i64, event: &DomainEvent) -> Record {
-    let mut headers = BTreeMap::new();
-    headers.insert("id".to_owned(), event.id.to_string().into_bytes());
-    headers.insert("type".to_owned(), event.kind().as_str().as_bytes().to_vec());
-    headers.insert("outbox_id".to_owned(), row.to_string().into_bytes());
-    Record {
-        key: Some(event.event_id.to_string().into_bytes()),
-        value: Some(serde_json::to_vec(event).expect("domain events serialise")),
-        headers,
-        timestamp: event.time,
+/// The client settings both handles share: brokers, identity, SASL.
+fn base_config(s: &KafkaSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", s.brokers.join(","))
+        .set("client.id", "boxoffice")
+        .set("socket.connection.setup.timeout.ms", CALL_TIMEOUT.as_millis().to_string());
+    if let Some((mechanism, user, password)) = &s.sasl {
+        c.set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", mechanism)
+            .set("sasl.username", user)
+            .set("sasl.password", password);
+    }
+    c
+}
+
+/// The producer's settings: idempotent (which implies acks = all, bounded in-flight requests
+/// and retries that keep order), with a bounded delivery time.
+fn producer_config(s: &KafkaSettings) -> ClientConfig {
+    let mut c = base_config(s);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+        .set("request.timeout.ms", CALL_TIMEOUT.as_millis().to_string())
+        .set("linger.ms", "5")
+        .set("statistics.interval.ms", "1000");
+    c
+}
+
+/// A producer that knows its topic's partition count.
+struct Connection {
+    producer: FutureProducer<SinkContext>,
+    partitions: i32,
+}
+
+impl Connection {
+    async fn open(s: &KafkaSettings) -> Result<Self, String> {
+        let producer: FutureProducer<SinkContext> =
+            producer_config(s).create_with_context(SinkContext).map_err(|e| format!("producer: {e}"))?;
+        let partitions = match topic_partitions(&producer, &s.topic).await? {
+            Some(n) => n,
+            None => {
+                // A new cluster (or a broker that lost its topics): the sink makes its topic.
+                create_topic(s).await?;
+                topic_partitions(&producer, &s.topic)
+                    .await?
+                    .ok_or_else(|| format!("topic {} not there after it was created", s.topic))?
+            }
+        };
+        Ok(Self { producer, partitions })
+    }
+
+    /// Lets librdkafka's threads go off the runtime: dropping a producer purges its queue and
+    /// waits briefly for the purged records' reports.
+    fn close(self) {
+        tokio::task::spawn_blocking(move || drop(self));
+    }
+}
+
+/// The topic's partition count, `None` if the broker does not know the topic.
+async fn topic_partitions(producer: &FutureProducer<SinkContext>, topic: &str) -> Result<Option<i32>, String> {
+    let producer = producer.clone();
+    let topic = topic.to_owned();
+    // librdkafka's metadata call blocks its thread.
+    let meta = tokio::task::spawn_blocking(move || {
+        producer.client().fetch_metadata(Some(&topic), CALL_TIMEOUT).map(|m| {
+            m.topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| t.partitions().len() as i32)
+        })
+    })
+    .await
+    .map_err(|e| format!("metadata: {e}"))?;
+    meta.map_err(|e| format!("metadata: {e}"))
+}
+
+async fn create_topic(s: &KafkaSettings) -> Result<(), String> {
+    let admin: AdminClient<SinkContext> =
+        base_config(s).create_with_context(SinkContext).map_err(|e| format!("admin client: {e}"))?;
+    let topic = NewTopic::new(&s.topic, s.partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT)).request_timeout(Some(CALL_TIMEOUT));
+    let results = bounded("create topic", admin.create_topics([&topic], &options)).await?;
+    tokio::task::spawn_blocking(move || drop(admin));
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(format!("create topic {name}: {code}")),
+        }
+    }
+    tracing::info!(topic = %s.topic, partitions = s.partitions, "kafka topic created");
+    Ok(())
+}
+
+/// The record of one outbox row: keyed by the event (show) id, headers `id`, `type`, `outbox_id`.
+struct Outgoing {
+    row: i64,
+    partition: i32,
+    key: String,
+    value: Vec<u8>,
+    id: String,
+    kind: &'static str,
+    timestamp: i64,
+}
+
+impl Outgoing {
+    fn of(row: i64, event: &DomainEvent, partitions: i32) -> Self {
+        Self {
+            row,
+            partition: partition_of(event, partitions),
+            key: event.event_id.to_string(),
+            value: serde_json::to_vec(event).expect("domain events serialise"),
+            id: event.id.to_string(),
+            kind: event.kind().as_str(),
+            timestamp: event.time.timestamp_millis(),
+        }
+    }
+
+    fn record<'a>(&'a self, topic: &'a str, outbox_id: &'a str) -> FutureRecord<'a, String, Vec<u8>> {
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header { key: "id", value: Some(self.id.as_bytes()) })
+            .insert(Header { key: "type", value: Some(self.kind.as_bytes()) })
+            .insert(Header { key: "outbox_id", value: Some(outbox_id.as_bytes()) });
+        FutureRecord::to(topic)
+            .partition(self.partition)
+            .key(&self.key)
+            .payload(&self.value)
+            .timestamp(self.timestamp)
+            .headers(headers)
     }
 }
 
@@ -226,27 +340,49 @@ impl SinkState {
         let now = self.clock.now();
         self.store.mark_kafka_sent(&unreadable, now).await.map_err(|e| e.to_string())?;
         if self.conn.is_none() {
-            self.conn = Some(connect(&self.settings).await?);
+            self.conn = Some(Connection::open(&self.settings).await?);
             tracing::info!(topic = %self.settings.topic, "kafka sink connected");
         }
         let conn = self.conn.as_ref().expect("connected above");
-        let count = conn.partitions.len() as i32;
-        let mut by_partition: BTreeMap<i32, Vec<(i64, &DomainEvent)>> = BTreeMap::new();
-        for (row, event) in &events {
-            by_partition.entry(partition_of(event, count)).or_default().push((*row, event));
-        }
-        for (p, batch) in by_partition {
-            let client = conn.partitions.get(&p).expect("every partition has a client");
-            let records: Vec<Record> = batch.iter().map(|(row, e)| record_of(*row, e)).collect();
-            let n = records.len();
-            // All of a partition's records in one request, in order: acknowledged together.
-            if let Err(e) = bounded("produce", client.produce(records, Compression::NoCompression)).await {
-                self.conn = None;
-                return Err(e);
+        let topic = self.settings.topic.as_str();
+        let outgoing: Vec<Outgoing> = events.iter().map(|(row, e)| Outgoing::of(*row, e, conn.partitions)).collect();
+        let outbox_ids: Vec<String> = outgoing.iter().map(|o| o.row.to_string()).collect();
+        // Everything is queued at once, in outbox order: librdkafka batches each partition's
+        // records and keeps their order; the reports come back as the broker acknowledges.
+        let mut pending = Vec::with_capacity(outgoing.len());
+        let mut failure = None;
+        for (o, outbox_id) in outgoing.iter().zip(&outbox_ids) {
+            match conn.producer.send_result(o.record(topic, outbox_id)) {
+                Ok(delivery) => pending.push((o.row, delivery)),
+                Err((e, _)) => {
+                    failure = Some(format!("produce: {e}"));
+                    break;
+                }
             }
-            let ids: Vec<i64> = batch.iter().map(|(row, _)| *row).collect();
-            self.store.mark_kafka_sent(&ids, self.clock.now()).await.map_err(|e| e.to_string())?;
-            metrics::counter!("boxoffice_kafka_published_total").increment(n as u64);
+        }
+        let mut delivered = Vec::with_capacity(pending.len());
+        for (row, delivery) in pending {
+            match delivery.await {
+                Ok(Ok(_)) => delivered.push(row),
+                Ok(Err((e, _))) => {
+                    failure.get_or_insert_with(|| format!("produce: {e}"));
+                }
+                Err(_) => {
+                    failure.get_or_insert_with(|| "produce: the producer went away".to_owned());
+                }
+            }
+        }
+        // What the broker acknowledged is marked even when later records failed: it is on the
+        // topic, and sending it again would only make a copy.
+        self.store.mark_kafka_sent(&delivered, self.clock.now()).await.map_err(|e| e.to_string())?;
+        metrics::counter!("boxoffice_kafka_published_total").increment(delivered.len() as u64);
+        if let Some(why) = failure {
+            // A producer whose records failed may be in an error state (its idempotence
+            // sequence broken): the next attempt starts with a new one.
+            if let Some(conn) = self.conn.take() {
+                conn.close();
+            }
+            return Err(why);
         }
         Ok(rows.len() as u32 == BATCH)
     }
@@ -311,6 +447,9 @@ impl Actor for KafkaSink {
     async fn post_stop(&self, _: ActorRef<SinkMsg>, state: &mut SinkState) -> Result<(), ActorProcessingErr> {
         if let Some(t) = state.ticker.take() {
             t.abort();
+        }
+        if let Some(conn) = state.conn.take() {
+            conn.close();
         }
         Ok(())
     }
