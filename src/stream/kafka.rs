@@ -5,9 +5,12 @@
 //! Client: `rdkafka` (librdkafka) with the idempotent producer (`enable.idempotence`, acks =
 //! all): the broker gives the producer an id, every batch carries it with a sequence number per
 //! partition, and a batch librdkafka sends again because its answer was lost is dropped by the
-//! broker instead of appended twice. A row is marked sent only after its delivery report, so
-//! nothing is lost. What a producer id cannot cover: rows produced but not yet marked when the
-//! engine died, or when the sink dropped its producer after an error, are sent again by a new
+//! broker instead of appended twice. Records never time out in librdkafka; the producer is kept
+//! across an outage with what it holds and delivers it when the broker is back, while the sink
+//! reports itself down after `ACK_WAIT` without an acknowledgement and reads nothing new until
+//! every report came. A row is marked sent only after its delivery report, so nothing is lost.
+//! What a producer id cannot cover: rows produced but not yet marked when the engine died, or
+//! when a record failed for good and the sink replaced its producer, are sent again by a new
 //! producer (new id); every record carries the domain event's `id` (header and payload) and
 //! consumers drop such a copy by it (the analytics do; the AsyncAPI document says so).
 //!
@@ -20,6 +23,7 @@
 //! (`boxoffice_kafka_oldest_unsent_seconds`); the `BoxofficeKafkaSinkBehind` alert reads it.
 //! librdkafka's statistics give `boxoffice_kafka_producer_id` (-1 until the broker issued one).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +37,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 
 /// Where and how to publish.
@@ -130,9 +134,9 @@ impl KafkaHealth {
 
 /// Bounds looking up and creating the topic.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long librdkafka tries to deliver a record (its retries included) before it reports the
-/// record failed: how quickly a broker outage shows as `down`.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one round waits for the broker to acknowledge what is in flight before it reports
+/// the sink down; the records stay with the producer, which goes on retrying them.
+const ACK_WAIT: Duration = Duration::from_secs(5);
 /// Rows read from the outbox at once.
 const BATCH: u32 = 500;
 /// Pause after a failure before the broker is tried again.
@@ -194,47 +198,27 @@ fn base_config(s: &KafkaSettings) -> ClientConfig {
     c
 }
 
-/// The producer's settings: idempotent (which implies acks = all, bounded in-flight requests
-/// and retries that keep order), with a bounded delivery time.
+/// The producer's settings: idempotent (acks = all; retries keep a partition's order and the
+/// broker drops a batch it already has). Records never time out in librdkafka: a timed-out
+/// record leaves a gap its successors would be written past, and one written but reported
+/// failed would come again under a new producer id; the sink bounds its own wait instead
+/// (`ACK_WAIT`) and keeps the producer, with what it holds, across an outage.
 fn producer_config(s: &KafkaSettings) -> ClientConfig {
     let mut c = base_config(s);
     c.set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
-        .set("request.timeout.ms", CALL_TIMEOUT.as_millis().to_string())
+        .set("message.timeout.ms", "0")
         .set("linger.ms", "5")
+        // A metadata lookup must not make the topic with the broker's defaults.
+        .set("allow.auto.create.topics", "false")
         .set("statistics.interval.ms", "1000");
     c
 }
 
-/// A producer that knows its topic's partition count.
-struct Connection {
-    producer: FutureProducer<SinkContext>,
-    partitions: i32,
-}
-
-impl Connection {
-    async fn open(s: &KafkaSettings) -> Result<Self, String> {
-        let producer: FutureProducer<SinkContext> =
-            producer_config(s).create_with_context(SinkContext).map_err(|e| format!("producer: {e}"))?;
-        let partitions = match topic_partitions(&producer, &s.topic).await? {
-            Some(n) => n,
-            None => {
-                // A new cluster (or a broker that lost its topics): the sink makes its topic.
-                create_topic(s).await?;
-                topic_partitions(&producer, &s.topic)
-                    .await?
-                    .ok_or_else(|| format!("topic {} not there after it was created", s.topic))?
-            }
-        };
-        Ok(Self { producer, partitions })
-    }
-
-    /// Lets librdkafka's threads go off the runtime: dropping a producer purges its queue and
-    /// waits briefly for the purged records' reports.
-    fn close(self) {
-        tokio::task::spawn_blocking(move || drop(self));
-    }
+/// Hands a librdkafka handle to a blocking thread to be dropped: dropping one joins its
+/// threads, and a producer's purges and briefly flushes what it holds.
+fn drop_off_runtime<T: Send + 'static>(handle: T) {
+    tokio::task::spawn_blocking(move || drop(handle));
 }
 
 /// The topic's partition count, `None` if the broker does not know the topic.
@@ -261,21 +245,20 @@ async fn create_topic(s: &KafkaSettings) -> Result<(), String> {
         base_config(s).create_with_context(SinkContext).map_err(|e| format!("admin client: {e}"))?;
     let topic = NewTopic::new(&s.topic, s.partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT)).request_timeout(Some(CALL_TIMEOUT));
-    let results = bounded("create topic", admin.create_topics([&topic], &options)).await?;
-    tokio::task::spawn_blocking(move || drop(admin));
-    for result in results {
+    let results = bounded("create topic", admin.create_topics([&topic], &options)).await;
+    drop_off_runtime(admin);
+    for result in results? {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) => tracing::info!(topic = %s.topic, partitions = s.partitions, "kafka topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::info!(topic = %s.topic, "kafka topic exists"),
             Err((name, code)) => return Err(format!("create topic {name}: {code}")),
         }
     }
-    tracing::info!(topic = %s.topic, partitions = s.partitions, "kafka topic created");
     Ok(())
 }
 
 /// The record of one outbox row: keyed by the event (show) id, headers `id`, `type`, `outbox_id`.
 struct Outgoing {
-    row: i64,
     partition: i32,
     key: String,
     value: Vec<u8>,
@@ -285,9 +268,8 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn of(row: i64, event: &DomainEvent, partitions: i32) -> Self {
+    fn of(event: &DomainEvent, partitions: i32) -> Self {
         Self {
-            row,
             partition: partition_of(event, partitions),
             key: event.event_id.to_string(),
             value: serde_json::to_vec(event).expect("domain events serialise"),
@@ -323,7 +305,16 @@ pub struct SinkState {
     clock: Clock,
     settings: KafkaSettings,
     health: KafkaHealth,
-    conn: Option<Connection>,
+    /// Made once and kept across outages (it reconnects by itself); replaced only after a
+    /// record failed for good.
+    producer: Option<FutureProducer<SinkContext>>,
+    /// The topic's partition count, looked up by the current producer.
+    partitions: Option<i32>,
+    /// Records handed to the producer, in outbox order, whose reports have not come yet.
+    /// While any is here no row is read again: an unmarked row read twice would be sent twice.
+    in_flight: VecDeque<(i64, DeliveryFuture)>,
+    /// Rows the broker acknowledged that the outbox has not been told of yet.
+    acknowledged: Vec<i64>,
     /// No attempt before this (after a failure).
     quiet_until: Option<Instant>,
     ticker: Option<tokio::task::JoinHandle<()>>,
@@ -332,6 +323,8 @@ pub struct SinkState {
 impl SinkState {
     /// Publishes one batch; `Ok(true)` if there may be more.
     async fn publish_some(&mut self) -> Result<bool, String> {
+        // What an earlier round left with the producer is settled first.
+        self.settle().await?;
         let rows = self.store.kafka_unsent(BATCH).await.map_err(|e| format!("outbox not read: {e}"))?;
         if rows.is_empty() {
             return Ok(false);
@@ -339,52 +332,122 @@ impl SinkState {
         let (events, unreadable) = crate::bus::read_events(&self.store, &rows).await.map_err(|e| e.to_string())?;
         let now = self.clock.now();
         self.store.mark_kafka_sent(&unreadable, now).await.map_err(|e| e.to_string())?;
-        if self.conn.is_none() {
-            self.conn = Some(Connection::open(&self.settings).await?);
-            tracing::info!(topic = %self.settings.topic, "kafka sink connected");
-        }
-        let conn = self.conn.as_ref().expect("connected above");
+        let (producer, partitions) = self.connect().await?;
         let topic = self.settings.topic.as_str();
-        let outgoing: Vec<Outgoing> = events.iter().map(|(row, e)| Outgoing::of(*row, e, conn.partitions)).collect();
-        let outbox_ids: Vec<String> = outgoing.iter().map(|o| o.row.to_string()).collect();
         // Everything is queued at once, in outbox order: librdkafka batches each partition's
         // records and keeps their order; the reports come back as the broker acknowledges.
-        let mut pending = Vec::with_capacity(outgoing.len());
-        let mut failure = None;
-        for (o, outbox_id) in outgoing.iter().zip(&outbox_ids) {
-            match conn.producer.send_result(o.record(topic, outbox_id)) {
-                Ok(delivery) => pending.push((o.row, delivery)),
+        let mut refused = None;
+        for (row, event) in &events {
+            let o = Outgoing::of(event, partitions);
+            let outbox_id = row.to_string();
+            match producer.send_result(o.record(topic, &outbox_id)) {
+                Ok(delivery) => self.in_flight.push_back((*row, delivery)),
                 Err((e, _)) => {
-                    failure = Some(format!("produce: {e}"));
+                    // Not for want of room (the queue is empty when a round starts and holds
+                    // far more than a batch): the producer is in a fatal state. The rest waits.
+                    refused = Some(format!("produce: {e}"));
                     break;
                 }
             }
         }
-        let mut delivered = Vec::with_capacity(pending.len());
-        for (row, delivery) in pending {
-            match delivery.await {
-                Ok(Ok(_)) => delivered.push(row),
-                Ok(Err((e, _))) => {
+        self.settle().await?;
+        match refused {
+            Some(why) => {
+                self.replace_producer();
+                Err(why)
+            }
+            None => Ok(rows.len() as u32 == BATCH),
+        }
+    }
+
+    /// The producer and the topic's partition count, made or looked up when missing.
+    async fn connect(&mut self) -> Result<(FutureProducer<SinkContext>, i32), String> {
+        let producer = match &self.producer {
+            Some(p) => p.clone(),
+            None => {
+                let p: FutureProducer<SinkContext> = producer_config(&self.settings)
+                    .create_with_context(SinkContext)
+                    .map_err(|e| format!("producer: {e}"))?;
+                self.producer = Some(p.clone());
+                p
+            }
+        };
+        let partitions = match self.partitions {
+            Some(n) => n,
+            None => {
+                let s = &self.settings;
+                let n = match topic_partitions(&producer, &s.topic).await? {
+                    Some(n) => n,
+                    None => {
+                        // A new cluster (or a broker that lost its topics): the sink makes its topic.
+                        create_topic(s).await?;
+                        topic_partitions(&producer, &s.topic)
+                            .await?
+                            .ok_or_else(|| format!("topic {} not there after it was created", s.topic))?
+                    }
+                };
+                tracing::info!(topic = %s.topic, partitions = n, "kafka sink connected");
+                self.partitions = Some(n);
+                n
+            }
+        };
+        Ok((producer, partitions))
+    }
+
+    /// Waits up to `ACK_WAIT` for the reports of what is in flight, in order, then tells the
+    /// outbox which rows the broker has. `Err` if reports are still missing (they stay in
+    /// flight) or a record failed for good (the producer is then replaced).
+    async fn settle(&mut self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + ACK_WAIT;
+        let mut failure = None;
+        let mut waiting = false;
+        while let Some((row, delivery)) = self.in_flight.front_mut() {
+            let row = *row;
+            match tokio::time::timeout_at(deadline, delivery).await {
+                Err(_) => {
+                    waiting = true;
+                    break;
+                }
+                Ok(Ok(Ok(_))) => self.acknowledged.push(row),
+                Ok(Ok(Err((e, _)))) => {
                     failure.get_or_insert_with(|| format!("produce: {e}"));
                 }
-                Err(_) => {
+                Ok(Err(_)) => {
                     failure.get_or_insert_with(|| "produce: the producer went away".to_owned());
                 }
             }
+            self.in_flight.pop_front();
         }
-        // What the broker acknowledged is marked even when later records failed: it is on the
-        // topic, and sending it again would only make a copy.
-        self.store.mark_kafka_sent(&delivered, self.clock.now()).await.map_err(|e| e.to_string())?;
-        metrics::counter!("boxoffice_kafka_published_total").increment(delivered.len() as u64);
+        // What the broker acknowledged is marked even when other records failed: it is on the
+        // topic, and sending it again would only make a copy. Kept until the outbox took it.
+        if !self.acknowledged.is_empty() {
+            self.store.mark_kafka_sent(&self.acknowledged, self.clock.now()).await.map_err(|e| e.to_string())?;
+            metrics::counter!("boxoffice_kafka_published_total").increment(self.acknowledged.len() as u64);
+            self.acknowledged.clear();
+        }
         if let Some(why) = failure {
-            // A producer whose records failed may be in an error state (its idempotence
-            // sequence broken): the next attempt starts with a new one.
-            if let Some(conn) = self.conn.take() {
-                conn.close();
-            }
+            // Only a fatal error (a broken idempotence sequence, say) or a refusal of the
+            // record itself ends a record that never times out: the next attempt starts with a
+            // new producer, and whatever it still held comes back from the outbox.
+            self.replace_producer();
             return Err(why);
         }
-        Ok(rows.len() as u32 == BATCH)
+        if waiting {
+            return Err(format!(
+                "no acknowledgement within {ACK_WAIT:?}; {} records wait with the producer",
+                self.in_flight.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn replace_producer(&mut self) {
+        // Reports of the old producer's records come back as errors when it is dropped.
+        self.in_flight.clear();
+        self.partitions = None;
+        if let Some(p) = self.producer.take() {
+            drop_off_runtime(p);
+        }
     }
 
     async fn drain(&mut self) {
@@ -441,16 +504,25 @@ impl Actor for KafkaSink {
             }
         });
         tracing::info!(brokers = ?settings.brokers, topic = %settings.topic, "kafka sink starting");
-        Ok(SinkState { store, clock, settings, health, conn: None, quiet_until: None, ticker: Some(ticker) })
+        Ok(SinkState {
+            store,
+            clock,
+            settings,
+            health,
+            producer: None,
+            partitions: None,
+            in_flight: VecDeque::new(),
+            acknowledged: Vec::new(),
+            quiet_until: None,
+            ticker: Some(ticker),
+        })
     }
 
     async fn post_stop(&self, _: ActorRef<SinkMsg>, state: &mut SinkState) -> Result<(), ActorProcessingErr> {
         if let Some(t) = state.ticker.take() {
             t.abort();
         }
-        if let Some(conn) = state.conn.take() {
-            conn.close();
-        }
+        state.replace_producer();
         Ok(())
     }
 
