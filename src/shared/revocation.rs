@@ -1,6 +1,7 @@
 //! Revoked sessions: a logout or a detected refresh-token reuse ends a session, and its access
-//! tokens (which carry the session id as `sid`) stop working at once on every node, not when
-//! they expire. Checking a token is a look-up in this process's map, fed by the revoking node
+//! tokens (which carry the session id as `sid`) stop working at once on the revoking node and,
+//! within the milliseconds pub/sub takes, on every other node, not when they expire. Checking a
+//! token is a look-up in this process's map (no I/O on every request), fed by the revoking node
 //! through pub/sub; Redis also keeps the list (a sorted set scored by expiry), which a node
 //! reloads whenever it (re)connects, so a node that was away or just started misses nothing.
 //! An entry lives as long as the longest access token (`ACCESS_TOKEN_TTL_SECS`).
