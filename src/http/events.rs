@@ -235,8 +235,6 @@ async fn create_event(
         max_per_user: b.max_per_user,
     };
     let row = state.office.create_event(draft, request_id).await?;
-    // The lists of every node may now miss it.
-    state.shared.events.invalidate(row.id).await;
     tracing::info!(event_id = %row.id, capacity = row.capacity, admin = %admin.user_id, "event created");
     Ok((StatusCode::CREATED, Json(EventView::new(&state, row))))
 }
@@ -320,7 +318,6 @@ async fn update_event(
         seat_map_given: b.seat_map.is_some(),
     };
     let row = state.office.update_event(EventId(id), draft, request_id).await?;
-    state.shared.events.invalidate(row.id).await;
     Ok(Json(EventView::new(&state, row)))
 }
 
@@ -334,8 +331,7 @@ async fn delete_event(
     Path(id): Path<Uuid>,
     RequestId(request_id): RequestId,
 ) -> Result<StatusCode> {
-    state.registry.delete(EventId(id), request_id).await?;
-    state.shared.events.invalidate(EventId(id)).await;
+    state.office.delete_event(EventId(id), request_id).await?;
     tracing::info!(event_id = %id, admin = %admin.user_id, "event deleted");
     Ok(StatusCode::NO_CONTENT)
 }

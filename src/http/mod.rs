@@ -136,7 +136,7 @@ impl AppState {
         let Services { payments, bus, webhook_secret, receipts, cluster, shared, kafka } = services;
         // Validated at start-up (`Config::validate`).
         let trusted_proxies = Arc::new(crate::net::parse_cidrs(&config.trusted_proxies).unwrap_or_default());
-        let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone(), receipts);
+        let office = BoxOffice::new(store.clone(), registry.clone(), payments.clone(), receipts, shared.events.clone());
         Self(Arc::new(Shared {
             office,
             store,

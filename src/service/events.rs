@@ -1,5 +1,6 @@
-//! Creating and changing events. Field rules live in the domain (`EventSpec`, `EventChanges`);
-//! rules that depend on the seats in use are checked by the event's actor.
+//! Creating, changing and deleting events. Field rules live in the domain (`EventSpec`,
+//! `EventChanges`); rules that depend on the seats in use are checked by the event's actor.
+//! Every change drops the event from the catalogue cache of every node.
 
 use super::{BoxOffice, Result};
 use crate::actors::BookingError;
@@ -30,6 +31,8 @@ impl BoxOffice {
             updated_at: now,
         };
         self.store.insert_event(&row, request_id).await?;
+        // The lists of every node may now miss it.
+        self.catalogue.invalidate(row.id).await;
         Ok(row)
     }
 
@@ -41,6 +44,15 @@ impl BoxOffice {
         request_id: Option<String>,
     ) -> Result<EventRow> {
         let changes = EventChanges::parse(draft).map_err(BookingError::Invalid)?;
-        Ok(self.registry.update(id, changes, request_id).await?)
+        let row = self.registry.update(id, changes, request_id).await?;
+        self.catalogue.invalidate(row.id).await;
+        Ok(row)
+    }
+
+    /// Deletes an event through its actor (refused while it has bookings).
+    pub async fn delete_event(&self, id: EventId, request_id: Option<String>) -> Result<()> {
+        self.registry.delete(id, request_id).await?;
+        self.catalogue.invalidate(id).await;
+        Ok(())
     }
 }

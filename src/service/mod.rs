@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::payments::Payments;
 use crate::persistence::{Store, StoreError};
 use crate::receipts::Receipts;
+use crate::shared::EventCache;
 
 /// What a use case answers instead of its result.
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +52,20 @@ pub struct BoxOffice {
     registry: Registry,
     payments: Payments,
     receipts: Receipts,
+    /// Every node's cache of event details and list pages, dropped on each change here.
+    catalogue: EventCache,
     clock: Clock,
 }
 
 impl BoxOffice {
-    pub fn new(store: Store, registry: Registry, payments: Payments, receipts: Receipts) -> Self {
+    pub fn new(
+        store: Store,
+        registry: Registry,
+        payments: Payments,
+        receipts: Receipts,
+        catalogue: EventCache,
+    ) -> Self {
         let clock = registry.settings().clock.clone();
-        Self { store, registry, payments, receipts, clock }
+        Self { store, registry, payments, receipts, catalogue, clock }
     }
 }
