@@ -10,7 +10,9 @@
 #   2. mid-traffic the worker is killed (SIGKILL, its consumer mid-stream) and then the broker: bookings
 #      still succeed, /readyz stays 200 and says kafka is down; broker and worker are started again:
 #      the waiting copies arrive, none lost or doubled by id, and the stats, rebuilt by a consumer that
-#      resumed from the offsets it had committed with its figures, again equal what was done.
+#      resumed from the offsets it had committed with its figures, again equal what was done;
+#   3. with nothing to send, the broker is killed again: /readyz says kafka is down, then up once
+#      it is back.
 # Prints `kafka: N passed, N failed`; bounded in time (every wait has a deadline).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -160,6 +162,14 @@ wait_ready 'up \(0 events waiting\)' 90 && ok "sink caught up after the restart"
 wait_metric boxoffice_kafka_backlog 'v == 0' 10 && wait_metric boxoffice_kafka_oldest_unsent_seconds 'v == 0' 10 \
   && ok "metrics: backlog and age back to 0 after the restart" || fail "lag metrics after the restart"
 verify "$sum1" "$(cat "$tmp/sum2")" "$sum3"
+
+# ---- 3. an idle sink notices a lost broker ---------------------------------------------------
+phase=idle
+kill -KILL "$tansu_pid"; wait "$tansu_pid" 2>/dev/null; tansu_pid=
+if wait_ready 'down \(0 events waiting\)' 30; then ok "idle: /readyz says kafka is down with nothing to send"
+else fail "idle: /readyz with kafka gone and nothing to send"; fi
+start_broker || { fail "tansu restarted (idle)"; finish; }
+wait_ready 'up \(0 events waiting\)' 60 && ok "idle: up again once the broker answers" || fail "idle: up again"
 
 [[ $failed -eq 0 ]] || { echo "--- engine log (tail)"; tail -30 "$tmp/engine.log"; echo "--- worker log (tail)";
   tail -20 "$tmp/worker.log"; echo "--- tansu log (tail)"; tail -15 "$tmp"/tansu-*.log; }

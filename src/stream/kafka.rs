@@ -18,6 +18,10 @@
 //! which for one event is its commit order (an event's journal batches commit in turn); the
 //! idempotent producer keeps a partition's order across its own retries.
 //!
+//! Health: `up` only after the broker answered within the last `PROBE_EVERY` (an
+//! acknowledgement, or with nothing to send a metadata lookup), so an idle sink notices a lost
+//! broker too.
+//!
 //! Lag: after each attempt the sink exports how many outbox rows wait for Kafka
 //! (`boxoffice_kafka_backlog`) and how old the oldest of them is by the engine's clock
 //! (`boxoffice_kafka_oldest_unsent_seconds`); the `BoxofficeKafkaSinkBehind` alert reads it.
@@ -137,6 +141,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one round waits for the broker to acknowledge what is in flight before it reports
 /// the sink down; the records stay with the producer, which goes on retrying them.
 const ACK_WAIT: Duration = Duration::from_secs(5);
+/// With nothing to publish, how often the sink asks the broker for the topic's metadata, so an
+/// idle sink that lost the broker says so.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
 /// Rows read from the outbox at once.
 const BATCH: u32 = 500;
 /// Pause after a failure before the broker is tried again.
@@ -315,6 +322,8 @@ pub struct SinkState {
     in_flight: VecDeque<(i64, DeliveryFuture)>,
     /// Rows the broker acknowledged that the outbox has not been told of yet.
     acknowledged: Vec<i64>,
+    /// When the broker last answered (an acknowledgement or a metadata lookup).
+    last_contact: Option<Instant>,
     /// No attempt before this (after a failure).
     quiet_until: Option<Instant>,
     ticker: Option<tokio::task::JoinHandle<()>>,
@@ -327,6 +336,7 @@ impl SinkState {
         self.settle().await?;
         let rows = self.store.kafka_unsent(BATCH).await.map_err(|e| format!("outbox not read: {e}"))?;
         if rows.is_empty() {
+            self.probe().await?;
             return Ok(false);
         }
         let (events, unreadable) = crate::bus::read_events(&self.store, &rows).await.map_err(|e| e.to_string())?;
@@ -388,10 +398,29 @@ impl SinkState {
                 };
                 tracing::info!(topic = %s.topic, partitions = n, "kafka sink connected");
                 self.partitions = Some(n);
+                self.last_contact = Some(Instant::now());
                 n
             }
         };
         Ok((producer, partitions))
+    }
+
+    /// With nothing to send, asks the broker for the topic now and then: `Up` is only said of a
+    /// broker that answered within the last `PROBE_EVERY`.
+    async fn probe(&mut self) -> Result<(), String> {
+        if self.last_contact.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return Ok(());
+        }
+        let (producer, _) = self.connect().await?;
+        if self.last_contact.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return Ok(()); // `connect` just looked the topic up
+        }
+        if topic_partitions(&producer, &self.settings.topic).await?.is_none() {
+            // The topic went away: the next round makes it again.
+            self.partitions = None;
+        }
+        self.last_contact = Some(Instant::now());
+        Ok(())
     }
 
     /// Waits up to `ACK_WAIT` for the reports of what is in flight, in order, then tells the
@@ -408,7 +437,10 @@ impl SinkState {
                     waiting = true;
                     break;
                 }
-                Ok(Ok(Ok(_))) => self.acknowledged.push(row),
+                Ok(Ok(Ok(_))) => {
+                    self.acknowledged.push(row);
+                    self.last_contact = Some(Instant::now());
+                }
                 Ok(Ok(Err((e, _)))) => {
                     failure.get_or_insert_with(|| format!("produce: {e}"));
                 }
@@ -445,6 +477,7 @@ impl SinkState {
         // Reports of the old producer's records come back as errors when it is dropped.
         self.in_flight.clear();
         self.partitions = None;
+        self.last_contact = None;
         if let Some(p) = self.producer.take() {
             drop_off_runtime(p);
         }
@@ -513,6 +546,7 @@ impl Actor for KafkaSink {
             partitions: None,
             in_flight: VecDeque::new(),
             acknowledged: Vec::new(),
+            last_contact: None,
             quiet_until: None,
             ticker: Some(ticker),
         })
