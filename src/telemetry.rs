@@ -48,12 +48,19 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// recorder in a test process).
 fn describe() {
     use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+    // An unlabelled metric: its help text, registered at zero.
+    fn zero_gauge(name: &'static str, help: &'static str) {
+        describe_gauge!(name, help);
+        gauge!(name).increment(0.0);
+    }
+    fn zero_counter(name: &'static str, help: &'static str) {
+        describe_counter!(name, help);
+        counter!(name).increment(0);
+    }
     describe_counter!("boxoffice_http_requests_total", "HTTP requests by method, matched route and status");
     describe_histogram!("boxoffice_http_request_duration_seconds", "HTTP request latency by method and matched route");
-    describe_gauge!("boxoffice_sse_streams", "Server-sent event streams open now");
-    gauge!("boxoffice_sse_streams").increment(0.0);
-    describe_gauge!("boxoffice_event_actors", "Event actors running");
-    gauge!("boxoffice_event_actors").increment(0.0);
+    zero_gauge("boxoffice_sse_streams", "Server-sent event streams open now");
+    zero_gauge("boxoffice_event_actors", "Event actors running");
     describe_counter!("boxoffice_actor_restarts_total", "Actors restarted by their supervisor after a failure");
     for actor in ["event", "notification_worker", "payment_saga"] {
         counter!("boxoffice_actor_restarts_total", "actor" => actor).increment(0);
@@ -71,13 +78,10 @@ fn describe() {
     let _ = histogram!("boxoffice_journal_batch_size");
     describe_histogram!("boxoffice_journal_commit_duration_seconds", "Time to write one journal batch");
     let _ = histogram!("boxoffice_journal_commit_duration_seconds");
-    describe_counter!("boxoffice_holds_expired_total", "Holds that ran out and released their seats");
-    counter!("boxoffice_holds_expired_total").increment(0);
-    describe_counter!("boxoffice_rate_limited_total", "Requests refused with 429");
-    counter!("boxoffice_rate_limited_total").increment(0);
+    zero_counter("boxoffice_holds_expired_total", "Holds that ran out and released their seats");
+    zero_counter("boxoffice_rate_limited_total", "Requests refused with 429");
 
-    describe_gauge!("boxoffice_payment_sagas", "Payment sagas running in this process");
-    gauge!("boxoffice_payment_sagas").increment(0.0);
+    zero_gauge("boxoffice_payment_sagas", "Payment sagas running in this process");
     describe_counter!("boxoffice_payments_total", "Payments settled, by outcome (succeeded, failed, refunded)");
     for outcome in ["succeeded", "failed", "refunded"] {
         counter!("boxoffice_payments_total", "outcome" => outcome).increment(0);
@@ -91,51 +95,42 @@ fn describe() {
             counter!("boxoffice_payment_gateway_calls_total", "op" => op, "outcome" => outcome).increment(0);
         }
     }
-    describe_gauge!("boxoffice_payment_circuit_open", "1 while the payment provider's circuit breaker is open");
-    gauge!("boxoffice_payment_circuit_open").increment(0.0);
+    zero_gauge("boxoffice_payment_circuit_open", "1 while the payment provider's circuit breaker is open");
 
-    describe_counter!("boxoffice_outbox_published_total", "Outbox rows handed to the bus (confirmed by the broker)");
-    counter!("boxoffice_outbox_published_total").increment(0);
-    describe_gauge!("boxoffice_outbox_backlog", "Outbox rows not yet published (all processes, sampled)");
-    gauge!("boxoffice_outbox_backlog").increment(0.0);
-    describe_counter!(
+    zero_counter("boxoffice_outbox_published_total", "Outbox rows handed to the bus (confirmed by the broker)");
+    zero_gauge("boxoffice_outbox_backlog", "Outbox rows not yet published (all processes, sampled)");
+    zero_counter(
         "boxoffice_outbox_unreadable_total",
-        "Outbox rows skipped because they cannot be read as domain events"
+        "Outbox rows skipped because they cannot be read as domain events",
     );
-    counter!("boxoffice_outbox_unreadable_total").increment(0);
-    describe_gauge!("boxoffice_kafka_up", "1 while the Kafka sink publishes (0 when down or not configured)");
-    gauge!("boxoffice_kafka_up").increment(0.0);
-    describe_gauge!("boxoffice_kafka_backlog", "Domain events waiting for Kafka in the outbox");
-    gauge!("boxoffice_kafka_backlog").increment(0.0);
+    zero_gauge("boxoffice_kafka_up", "1 while the Kafka sink publishes (0 when down or not configured)");
     describe_gauge!(
+        "boxoffice_kafka_producer_id",
+        "The Kafka sink's idempotent producer id from the broker (-1 while it has none; absent before a producer ran)"
+    );
+    zero_gauge("boxoffice_kafka_backlog", "Domain events waiting for Kafka in the outbox");
+    zero_gauge(
         "boxoffice_kafka_oldest_unsent_seconds",
-        "Age of the oldest domain event waiting for Kafka in the outbox (0 when none waits)"
+        "Age of the oldest domain event waiting for Kafka in the outbox (0 when none waits)",
     );
-    gauge!("boxoffice_kafka_oldest_unsent_seconds").increment(0.0);
-    describe_gauge!(
+    zero_gauge(
         "boxoffice_analytics_backlog",
-        "Domain events the sales analytics have not counted yet (outbox rows, or Kafka records behind the high watermarks)"
+        "Domain events the sales analytics have not counted yet (outbox rows, or Kafka records behind the high watermarks)",
     );
-    gauge!("boxoffice_analytics_backlog").increment(0.0);
-    describe_gauge!(
+    zero_gauge(
         "boxoffice_analytics_lag_seconds",
-        "How far behind the stream the sales figures are, in seconds (0 when caught up)"
+        "How far behind the stream the sales figures are, in seconds (0 when caught up)",
     );
-    gauge!("boxoffice_analytics_lag_seconds").increment(0.0);
-    describe_counter!("boxoffice_kafka_published_total", "Domain events acknowledged by Kafka");
-    counter!("boxoffice_kafka_published_total").increment(0);
-    describe_counter!("boxoffice_analytics_events_applied_total", "Domain events counted into the sales figures");
-    counter!("boxoffice_analytics_events_applied_total").increment(0);
-    describe_counter!(
+    zero_counter("boxoffice_kafka_published_total", "Domain events acknowledged by Kafka");
+    zero_counter("boxoffice_analytics_events_applied_total", "Domain events counted into the sales figures");
+    zero_counter(
         "boxoffice_analytics_duplicates_skipped_total",
-        "Domain events the sales analytics had counted already (by id), so skipped"
+        "Domain events the sales analytics had counted already (by id), so skipped",
     );
-    counter!("boxoffice_analytics_duplicates_skipped_total").increment(0);
-    describe_counter!(
+    zero_counter(
         "boxoffice_analytics_records_skipped_total",
-        "Kafka records the sales analytics passed over because they are not domain events"
+        "Kafka records the sales analytics passed over because they are not domain events",
     );
-    counter!("boxoffice_analytics_records_skipped_total").increment(0);
     describe_counter!(
         "boxoffice_notifications_total",
         "Notifications handled, by outcome (sent, duplicate, retried, dead_lettered)"
@@ -150,12 +145,9 @@ fn describe() {
     for outcome in crate::receipts::OUTCOMES {
         counter!(crate::receipts::METRIC, "outcome" => outcome).increment(0);
     }
-    describe_gauge!("boxoffice_broker_up", "1 while the message broker answers (always 1 in process)");
-    gauge!("boxoffice_broker_up").increment(0.0);
-    describe_gauge!("boxoffice_redis_up", "1 while Redis answers (0 when down or REDIS_URL is unset)");
-    gauge!("boxoffice_redis_up").increment(0.0);
-    describe_gauge!("boxoffice_redis_configured", "1 when REDIS_URL is set (the nodes share limits and revocations)");
-    gauge!("boxoffice_redis_configured").increment(0.0);
+    zero_gauge("boxoffice_broker_up", "1 while the message broker answers (always 1 in process)");
+    zero_gauge("boxoffice_redis_up", "1 while Redis answers (0 when down or REDIS_URL is unset)");
+    zero_gauge("boxoffice_redis_configured", "1 when REDIS_URL is set (the nodes share limits and revocations)");
     describe_counter!(
         "boxoffice_redis_fallbacks_total",
         "Times a part (rate_limit, revocation, pubsub) used its in-process fallback because Redis was down"
@@ -167,8 +159,7 @@ fn describe() {
     for result in ["hit", "miss"] {
         counter!("boxoffice_event_cache_total", "result" => result).increment(0);
     }
-    describe_gauge!("boxoffice_dead_letters", "Messages waiting in the dead-letter queue (sampled)");
-    gauge!("boxoffice_dead_letters").increment(0.0);
+    zero_gauge("boxoffice_dead_letters", "Messages waiting in the dead-letter queue (sampled)");
 
     describe_gauge!(
         "boxoffice_db_pool_connections",
@@ -181,13 +172,8 @@ fn describe() {
         }
         gauge!("boxoffice_db_pool_max_connections", "pool" => pool).increment(0.0);
     }
-    describe_gauge!("boxoffice_store_up", "1 while the database answers (sampled)");
-    gauge!("boxoffice_store_up").increment(0.0);
-    describe_gauge!(
-        "boxoffice_ready",
-        "1 while this process would answer /readyz with 200 (store and broker up; sampled)"
-    );
-    gauge!("boxoffice_ready").increment(0.0);
+    zero_gauge("boxoffice_store_up", "1 while the database answers (sampled)");
+    zero_gauge("boxoffice_ready", "1 while this process would answer /readyz with 200 (store and broker up; sampled)");
 }
 
 /// How often the sampler looks at the pool, the outbox and the broker.
